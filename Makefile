@@ -1,0 +1,48 @@
+# The two commands of the README: `make book` and `make test`. Both create .venv when missing.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.xaisurvey-installed
+# These wheels lie on the development machines' disk; elsewhere pip fetches them from PyPI.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# Warnings are errors, references are checked, and every problem is listed before failing.
+BOOK_FLAGS := -W -n --keep-going
+# The real data: ../shared/data when it lies beside the clone, else the loaders' user cache.
+ifeq ($(origin XAISURVEY_DATA),undefined)
+ifneq ($(wildcard ../shared/data/README.md),)
+export XAISURVEY_DATA := $(abspath ../shared/data)
+endif
+endif
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: book test install benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e '.[book,test]'
+	touch $@
+
+# Jupyter Book's execution cache keys on each notebook's code, not on the package it imports:
+# drop the cache whenever the package (or its dependencies) change, so no output is ever stale.
+book: $(STAMP)
+	@key=$$(cat pyproject.toml $$(find xaisurvey -name '*.py' | LC_ALL=C sort) | sha256sum | cut -c1-16); \
+	if [ "$$(cat _build/.package-hash 2>/dev/null)" != "$$key" ]; then \
+	  echo "package changed ($$key): executing every chapter afresh"; rm -rf _build/.jupyter_cache; \
+	fi; mkdir -p _build; echo "$$key" > _build/.package-hash
+	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
+	@echo "The book is at _build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/attribution.py
+
+clean:
+	rm -rf _build .cache
