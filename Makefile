@@ -17,7 +17,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: book test install benchmark clean
+.PHONY: book test install notebooks benchmark clean
 
 install: $(STAMP)
 
@@ -36,10 +36,15 @@ book: $(STAMP)
 	  echo "package changed ($$key): executing every chapter afresh"; rm -rf _build/.jupyter_cache; \
 	fi; mkdir -p _build; echo "$$key" > _build/.package-hash
 	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
+	$(PY) tools/export_executed.py
 	@echo "The book is at _build/html/index.html"
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# Regenerate the paired .ipynb of every chapter (Colab/Binder) after editing a chapter.
+notebooks: $(STAMP)
+	$(PY) tools/sync_notebooks.py
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/attribution.py
