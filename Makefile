@@ -17,7 +17,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: book test install notebooks benchmark clean
+.PHONY: book test check-site install notebooks benchmark clean
 
 install: $(STAMP)
 
@@ -30,7 +30,17 @@ $(STAMP): pyproject.toml
 
 # Jupyter Book's execution cache keys on each notebook's code, not on the package it imports:
 # drop the cache whenever the package (or its dependencies) change, so no output is ever stale.
-book: $(STAMP)
+MATHJAX := _static/mathjax/tex-mml-chtml.js
+
+# MathJax served by the book itself (offline readers, CI, the browser test); CDN when npm is absent.
+$(MATHJAX):
+	@if command -v npm >/dev/null 2>&1; then \
+	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent mathjax@3.2.2 >/dev/null) && \
+	  mkdir -p _static/mathjax && tar -xzf $$tmp/mathjax-3.2.2.tgz -C _static/mathjax --strip-components=2 package/es5 && \
+	  rm -rf $$tmp; \
+	else echo "npm not found: the book will load MathJax from its CDN"; fi
+
+book: $(STAMP) $(MATHJAX)
 	@key=$$(cat pyproject.toml $$(find xaisurvey -name '*.py' | LC_ALL=C sort) | sha256sum | cut -c1-16); \
 	if [ "$$(cat _build/.package-hash 2>/dev/null)" != "$$key" ]; then \
 	  echo "package changed ($$key): executing every chapter afresh"; rm -rf _build/.jupyter_cache; \
@@ -42,6 +52,13 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
 
+# Open the built book in headless Chromium (Debian's chromium + chromium-driver): images, math,
+# internal links, search, and a screenshot in _build/site-screenshots/.
+check-site: $(STAMP)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { echo "check-site needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"; exit 1; }
+	$(PY) -m pytest tests/site -m site -p no:xdist
+
 # Regenerate the paired .ipynb of every chapter (Colab/Binder) after editing a chapter.
 notebooks: $(STAMP)
 	$(PY) tools/sync_notebooks.py
@@ -50,4 +67,4 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/attribution.py
 
 clean:
-	rm -rf _build .cache
+	rm -rf _build .cache _static/mathjax

@@ -1,0 +1,156 @@
+"""The built site, opened in a real browser (headless Chromium driven by Selenium).
+
+Run after `make book` with `make check-site` (CI does). Every page of the table of contents is
+opened: every image must load, the mathematics must be typeset by MathJax, and every internal
+link must lead to an existing page and anchor. The search page must find "Grad-CAM". A screenshot
+of a method chapter is saved under `_build/site-screenshots/` as a build artefact.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "site-screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+pytestmark = pytest.mark.site
+
+
+def toc_pages() -> list[str]:
+    """Every page of `_toc.yml`, as a path relative to the HTML root."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                pages.append(entry["file"])
+            walk(entry.get("chapters", []) + entry.get("sections", []))
+
+    walk(toc.get("parts", []))
+    walk(toc.get("chapters", []))
+    return [page + ".html" for page in pages]
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    if not (HTML / "index.html").exists():
+        pytest.fail("the book is not built: run `make book` first")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.fail("Debian's chromium and chromium-driver are needed: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--window-size=1280,1600",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _open(browser, url: str) -> None:  # type: ignore[no-untyped-def]
+    browser.get(url)
+    # Wait for MathJax (when the page uses it) to finish typesetting.
+    browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "if (window.MathJax && MathJax.startup && MathJax.startup.promise) {"
+        "  MathJax.startup.promise.then(() => done(true), () => done(false)); } else { done(true); }"
+    )
+
+
+def _anchor_exists(page: Path, fragment: str) -> bool:
+    text = page.read_text(errors="replace")
+    fragment = urllib.parse.unquote(fragment)
+    return re.search(r'\b(id|name)="' + re.escape(fragment) + '"', text) is not None
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_renders(site: str, browser, page: str) -> None:  # type: ignore[no-untyped-def]
+    assert (HTML / page).exists(), f"{page} was not built"
+    _open(browser, site + page)
+
+    broken_images = browser.execute_script(
+        "return Array.from(document.images)"
+        ".filter(img => !img.complete || img.naturalWidth === 0).map(img => img.src);"
+    )
+    assert broken_images == [], f"images that did not load on {page}: {broken_images}"
+
+    math_count = browser.execute_script("return document.querySelectorAll('.math').length;")
+    if math_count:
+        typeset = browser.execute_script("return document.querySelectorAll('mjx-container').length;")
+        errors = browser.execute_script("return document.querySelectorAll('mjx-merror').length;")
+        assert typeset >= math_count, f"{page}: {math_count} formulas, only {typeset} typeset by MathJax"
+        assert errors == 0, f"{page}: {errors} formulas failed to typeset"
+
+    links = browser.execute_script("return Array.from(document.querySelectorAll('a[href]')).map(a => a.href);")
+    broken_links = []
+    for link in links:
+        parsed = urllib.parse.urlparse(link)
+        if not link.startswith(site):
+            continue  # external: the launch buttons, the repository, DOIs
+        target = HTML / urllib.parse.unquote(parsed.path[1:] or "index.html")
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.exists():
+            broken_links.append(link)
+        elif parsed.fragment and target.suffix == ".html" and not _anchor_exists(target, parsed.fragment):
+            broken_links.append(link)
+    assert broken_links == [], f"internal links on {page} that lead nowhere: {sorted(set(broken_links))}"
+
+
+def test_search_finds_grad_cam(site: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _open(browser, site + "search.html?q=Grad-CAM")
+    results = WebDriverWait(browser, 30).until(
+        lambda driver: driver.execute_script(
+            "const items = document.querySelectorAll('ul.search li');"
+            "return items.length ? Array.from(items).map(li => li.innerText) : null;"
+        )
+    )
+    assert any("Grad-CAM" in text or "grad-cam" in text.lower() for text in results), results
+
+
+def test_screenshot_of_a_method_chapter(site: str, browser) -> None:  # type: ignore[no-untyped-def]
+    pages = toc_pages()
+    chosen = next((p for p in pages if "grad-cam" in p and "guided" not in p), pages[0])
+    _open(browser, site + chosen)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / (Path(chosen).stem + ".png")
+    assert browser.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000  # a real rendering, not a blank page
