@@ -14,7 +14,6 @@ export XAISURVEY_DATA := $(abspath ../shared/data)
 endif
 endif
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 .PHONY: book test check-site install notebooks benchmark clean
@@ -28,8 +27,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[book,test]'
 	touch $@
 
-# Jupyter Book's execution cache keys on each notebook's code, not on the package it imports:
-# drop the cache whenever the package (or its dependencies) change, so no output is ever stale.
+# Jupyter Book's execution cache keys on each notebook's code, and Sphinx re-reads only changed
+# pages: neither notices a change in the package the chapters import. Drop both whenever the
+# package (or its dependencies) change, so no output is ever stale.
 MATHJAX := _static/mathjax/tex-mml-chtml.js
 
 # MathJax served by the book itself (offline readers, CI, the browser test); CDN when npm is absent.
@@ -43,7 +43,8 @@ $(MATHJAX):
 book: $(STAMP) $(MATHJAX)
 	@key=$$(cat pyproject.toml $$(find xaisurvey -name '*.py' | LC_ALL=C sort) | sha256sum | cut -c1-16); \
 	if [ "$$(cat _build/.package-hash 2>/dev/null)" != "$$key" ]; then \
-	  echo "package changed ($$key): executing every chapter afresh"; rm -rf _build/.jupyter_cache; \
+	  echo "package changed ($$key): executing every chapter afresh"; \
+	  rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute _build/html; \
 	fi; mkdir -p _build; echo "$$key" > _build/.package-hash
 	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
 	$(PY) tools/export_executed.py

@@ -50,5 +50,8 @@ def test_glue_outside_the_book_returns_the_value(monkeypatch: pytest.MonkeyPatch
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_myst_nb)
-    assert xaisurvey.glue("answer", 42, display=True) == 42
+    assert xaisurvey.glue("answer", 42, display=True) is None
     assert "answer: 42" in capsys.readouterr().out
+    xaisurvey.glue("scalar", np.float64(0.5), display=True)
+    xaisurvey.glue("tensor", torch.tensor(3), display=True)
+    assert capsys.readouterr().out == "scalar: 0.5\ntensor: 3\n"  # plain Python numbers, not np.float64(0.5)

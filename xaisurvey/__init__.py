@@ -55,7 +55,20 @@ def setup(seed: int = DEFAULT_SEED, *, threads: int | None = None, style: bool =
         torch.set_num_threads(threads)
     if style:
         _apply_style()
+    _inline_figures_in_notebooks()
     return torch.Generator().manual_seed(seed)
+
+
+def _inline_figures_in_notebooks() -> None:
+    # In a Jupyter kernel started with MPLBACKEND=Agg, figures have no image representation and
+    # glued figures would render as "<Figure size ...>" text: select the inline backend there.
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and "IPKernelApp" in shell.config:
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def _apply_style() -> None:

@@ -104,6 +104,9 @@ def test_page_renders(site: str, browser, page: str) -> None:  # type: ignore[no
     assert (HTML / page).exists(), f"{page} was not built"
     _open(browser, site + page)
 
+    source = (HTML / page).read_text()
+    assert "&lt;Figure size" not in source, f"{page} shows a figure as text instead of an image"
+
     broken_images = browser.execute_script(
         "return Array.from(document.images)"
         ".filter(img => !img.complete || img.naturalWidth === 0).map(img => img.src);"
