@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-__all__ = ["LoadedModel", "register", "load", "available", "describe"]
+__all__ = ["LoadedModel", "register", "register_family", "load", "available", "describe"]
 
 
 @dataclass
@@ -39,6 +39,8 @@ class LoadedModel:
 
 
 _REGISTRY: dict[str, tuple[Callable[..., LoadedModel], str]] = {}
+# Families of names with a common prefix, e.g. "torchvision:" + any torchvision classifier.
+_FAMILIES: dict[str, tuple[Callable[..., LoadedModel], str]] = {}
 
 
 def register(name: str, description: str) -> Callable[[Callable[..., LoadedModel]], Callable[..., LoadedModel]]:
@@ -53,6 +55,18 @@ def register(name: str, description: str) -> Callable[[Callable[..., LoadedModel
     return decorator
 
 
+def register_family(prefix: str, description: str) -> Callable[[Callable[..., LoadedModel]], Callable[..., LoadedModel]]:
+    """Decorator: ``load(prefix + rest, **kw)`` calls ``factory(rest, **kw)`` (e.g. ``"torchvision:"``)."""
+
+    def decorator(factory: Callable[..., LoadedModel]) -> Callable[..., LoadedModel]:
+        if prefix in _FAMILIES and _FAMILIES[prefix][0] is not factory:
+            raise ValueError(f"a model family with prefix {prefix!r} is already registered")
+        _FAMILIES[prefix] = (factory, description)
+        return factory
+
+    return decorator
+
+
 def available() -> list[str]:
     """The registered model names, sorted."""
     return sorted(_REGISTRY)
@@ -60,7 +74,9 @@ def available() -> list[str]:
 
 def describe() -> dict[str, str]:
     """Each registered name with its one-line description."""
-    return {name: _REGISTRY[name][1] for name in available()}
+    described = {name: _REGISTRY[name][1] for name in available()}
+    described.update({f"{prefix}<name>": text for prefix, (_, text) in sorted(_FAMILIES.items())})
+    return described
 
 
 def load(name: str, **kwargs: Any) -> LoadedModel:
@@ -71,8 +87,13 @@ def load(name: str, **kwargs: Any) -> LoadedModel:
         >>> "mobilenet_v1_025_imagenet" in zoo.available()  # doctest: +SKIP
         True
     """
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; available models: {', '.join(available()) or '(none)'}")
-    loaded = _REGISTRY[name][0](**kwargs)
+    family = next((prefix for prefix in _FAMILIES if name.startswith(prefix)), None)
+    if name in _REGISTRY:
+        loaded = _REGISTRY[name][0](**kwargs)
+    elif family is not None:
+        loaded = _FAMILIES[family][0](name[len(family):], **kwargs)
+    else:
+        families = "".join(f", {prefix}<name>" for prefix in _FAMILIES)
+        raise KeyError(f"unknown model {name!r}; available models: {', '.join(available()) or '(none)'}{families}")
     loaded.model.eval()
     return loaded
