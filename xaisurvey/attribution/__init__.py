@@ -1,0 +1,31 @@
+"""Attribution methods: which pixels (or feature-map positions) explain a network's output.
+
+Every method is ``f(model, x, target, **options) -> torch.Tensor`` with ``x`` a float batch
+(N, C, H, W) and ``target`` an int, one int per image, or a callable on the model output.
+Map methods (``cam``, ``grad_cam``, ``visual_backprop``) return (N, H, W); input-space methods
+(``saliency``, ``smoothgrad``, ``guided_backprop``, ``guided_grad_cam``) return (N, C, H, W)
+unless asked to reduce channels. Nothing is normalised inside a method: see
+:mod:`xaisurvey.attribution.normalize`. The user's model is left exactly as it was.
+"""
+from .cam import cam
+from .grad_cam import grad_cam
+from .guided_backprop import GuidedBackpropWarning, guided_backprop
+from .guided_grad_cam import guided_grad_cam
+from .normalize import max_abs, minmax, reduce_channels
+from .saliency import saliency
+from .smoothgrad import smoothgrad
+from .visual_backprop import visual_backprop
+
+__all__ = [
+    "saliency",
+    "smoothgrad",
+    "cam",
+    "grad_cam",
+    "guided_backprop",
+    "guided_grad_cam",
+    "visual_backprop",
+    "GuidedBackpropWarning",
+    "minmax",
+    "max_abs",
+    "reduce_channels",
+]
