@@ -22,7 +22,7 @@ statistics.
 Conventions: images are float tensors in [0, 1], (K, C, H, W), one image per target (the targets
 are optimised together as one batch, which is exact because a model in eval mode treats the
 images of a batch independently). The model is never changed: eval mode, frozen parameters, no
-gradient stored in them and every hook removed, also after an error (:func:`model_guard`).
+gradient stored in them and every hook removed, also after an error (``xaisurvey.attribution._core.model_guard``).
 """
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ Every method is ``f(model, x, target, **options) -> torch.Tensor`` with ``x`` a 
 (N, C, H, W) and ``target`` an int, one int per image, or a callable on the model output.
 Map methods (``cam``, ``grad_cam``, ``visual_backprop``) return (N, H, W); input-space methods
 (``saliency``, ``smoothgrad``, ``guided_backprop``, ``guided_grad_cam``) return (N, C, H, W)
-unless asked to reduce channels. Nothing is normalised inside a method: see
-:mod:`xaisurvey.attribution.normalize`. The user's model is left exactly as it was.
+unless asked to reduce channels. Nothing is normalised inside a method: see the helpers
+:func:`minmax`, :func:`max_abs` and :func:`reduce_channels`. The user's model is left exactly as
+it was.
 """
 from .cam import cam
 from .grad_cam import grad_cam

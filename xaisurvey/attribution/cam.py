@@ -40,7 +40,7 @@ def cam(
 
     The head is *checked*, not assumed: during the forward pass the input of ``fc`` must equal
     the spatial mean of the feature maps; otherwise a ``ValueError`` says the model has no GAP
-    head (use :func:`~xaisurvey.attribution.grad_cam.grad_cam`, which generalises CAM).
+    head (use :func:`~xaisurvey.attribution.grad_cam`, which generalises CAM).
 
     Args:
         model: the network; run in eval mode and left unchanged.

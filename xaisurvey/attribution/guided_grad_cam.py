@@ -29,7 +29,7 @@ def guided_grad_cam(
     Gradient-based Localization" (ICCV 2017), section 3.
 
     Formula: ``G^c = GuidedBackprop^c(x) * up(H^c)``, with ``H^c`` the Grad-CAM map of ``layer``
-    (see :func:`~xaisurvey.attribution.grad_cam.grad_cam`) upsampled to the input size and
+    (see :func:`~xaisurvey.attribution.grad_cam`) upsampled to the input size and
     broadcast over the colour channels.
 
     One forward pass: the guided rule is installed for it while the layer's activation is

@@ -50,7 +50,7 @@ def saliency(
         absolute: return ``|gradient|`` (the paper, captum's ``Saliency`` default) or the signed
             gradient (``False``).
         reduce: ``None`` keeps the channels, (N, C, H, W); a reduction name from
-            :func:`xaisurvey.attribution.normalize.reduce_channels` (``"max_abs"`` is the
+            :func:`xaisurvey.attribution.reduce_channels` (``"max_abs"`` is the
             paper's) returns (N, H, W).
 
     Returns:

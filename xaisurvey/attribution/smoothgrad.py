@@ -34,7 +34,7 @@ def smoothgrad(
     variant, as captum's ``smoothgrad_sq``).
 
     Args:
-        model, x, target: as in :func:`~xaisurvey.attribution.saliency.saliency`; a callable
+        model, x, target: as in :func:`~xaisurvey.attribution.saliency`; a callable
             target is applied to the outputs of the noisy copies (in chunks of ``batch_size``
             rows), so it must score each row on its own, e.g. ``lambda out: out[:, 0]``.
         samples: number of noisy copies n per image (>= 1).
