@@ -1,0 +1,393 @@
+"""Benchmark the attribution methods against their floors and against the reference libraries.
+
+Every method is timed in ONE process, interleaved (each repeat runs every task once, in a
+rotating order, so slow phases of a busy machine hit all tasks alike), after a warm-up, and
+summarised by the median. Each time is divided by the time of its *floor*, the least work the
+method has to do:
+
+* ``forward (no grad)`` for VisualBackProp;
+* ``forward + backward to layer4`` (the graph is recorded from layer4 on; no weight gradients)
+  for Grad-CAM;
+* ``forward + backward to input`` (no weight gradients) for saliency, Guided Backprop and
+  Guided Grad-CAM.
+
+Peers on the same model and inputs: captum (LayerGradCam + bilinear interpolation,
+GuidedBackprop, GuidedGradCam), pytorch-grad-cam (GradCAM) and torch-cam (GradCAM). A peer that
+registers hooks is constructed and released inside its timed call (its hooks would otherwise
+slow down every other task); that construction is part of its cost.
+
+Peak memory: each task in a fresh child process: one warm-up call, then the kernel's peak-RSS
+mark is reset (Linux ``/proc/self/clear_refs``) and the peak resident set size during a second
+call (``VmHWM``) minus the resident size before it is reported (elsewhere: the growth of
+``ru_maxrss``, which misses peaks lower than earlier ones).
+``tracemalloc`` cannot see PyTorch's allocations and PyTorch has no CPU allocator statistics,
+so this is the honest measure available; it includes allocator slack and is coarse for small sizes.
+
+Usage::
+
+    python benchmarks/attribution.py                 # ResNet-18, batch 16 of 3x224x224, 2 threads
+    python benchmarks/attribution.py --quick         # batch 2 of 3x64x64, 5 repeats, 1 thread (smoke run)
+
+Results: printed, and saved as ``attribution.json`` and ``attribution.md`` in ``--out``
+(default ``benchmarks/results/``, ignored by git).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a source checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from xaisurvey.attribution import grad_cam, guided_backprop, guided_grad_cam, saliency, visual_backprop  # noqa: E402
+
+FLOOR_FORWARD = "forward (no grad)"
+FLOOR_LAYER4 = "forward + backward to layer4"
+FLOOR_INPUT = "forward + backward to input"
+
+
+@dataclass
+class Task:
+    name: str
+    group: str  # "floor", "ours" or the peer library
+    floor: str | None
+    fn: Callable[[], object]
+
+
+def _floor_forward(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    def run() -> object:
+        with torch.no_grad():
+            return model(x)
+
+    return run
+
+
+def _frozen(model: nn.Module):
+    """Parameters temporarily not requiring grad: the floors compute no weight gradients."""
+    class _Ctx:
+        def __enter__(self):
+            self.flags = [p.requires_grad for p in model.parameters()]
+            for p in model.parameters():
+                p.requires_grad_(False)
+
+        def __exit__(self, *exc):
+            for p, flag in zip(model.parameters(), self.flags):
+                p.requires_grad_(flag)
+
+    return _Ctx()
+
+
+def _floor_backward_to_layer(model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: nn.Module):
+    def run() -> object:
+        captured = {}
+
+        def hook(_m, _i, out):
+            captured["a"] = out.detach().requires_grad_(True)
+            return captured["a"]
+
+        handle = layer.register_forward_hook(hook)
+        try:
+            with _frozen(model):
+                scores = model(x).gather(1, target.view(-1, 1)).sum()
+                return torch.autograd.grad(scores, captured["a"])[0]
+        finally:
+            handle.remove()
+
+    return run
+
+
+def _floor_backward_to_input(model: nn.Module, x: torch.Tensor, target: torch.Tensor):
+    def run() -> object:
+        with _frozen(model):
+            xg = x.detach().requires_grad_(True)
+            scores = model(xg).gather(1, target.view(-1, 1)).sum()
+            return torch.autograd.grad(scores, xg)[0]
+
+    return run
+
+
+def build_tasks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, peers: bool = True) -> list[Task]:
+    """Every timed task: the three floors, our five methods, and (optionally) the peers."""
+    targets = target.tolist()
+    tasks = [
+        Task(FLOOR_FORWARD, "floor", None, _floor_forward(model, x)),
+        Task(FLOOR_LAYER4, "floor", None, _floor_backward_to_layer(model, x, target, model.layer4)),
+        Task(FLOOR_INPUT, "floor", None, _floor_backward_to_input(model, x, target)),
+        Task("grad_cam", "ours", FLOOR_LAYER4, lambda: grad_cam(model, x, targets, layer="layer4")),
+        Task("guided_backprop", "ours", FLOOR_INPUT, lambda: guided_backprop(model, x, targets)),
+        Task("guided_grad_cam", "ours", FLOOR_INPUT, lambda: guided_grad_cam(model, x, targets, layer="layer4")),
+        Task("visual_backprop", "ours", FLOOR_FORWARD, lambda: visual_backprop(model, x)),
+        Task("saliency", "ours", FLOOR_INPUT, lambda: saliency(model, x, targets)),
+    ]
+    if not peers:
+        return tasks
+    from captum.attr import GuidedBackprop, GuidedGradCam, LayerAttribution, LayerGradCam
+    from pytorch_grad_cam import GradCAM as PgcGradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from torchcam.methods import GradCAM as TcGradCAM
+
+    def captum_layer_gradcam() -> object:
+        cam = LayerGradCam(model, model.layer4).attribute(x, target=target, relu_attributions=True)
+        return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+
+    def pgc_gradcam() -> object:
+        with PgcGradCAM(model=model, target_layers=[model.layer4]) as cam:
+            out = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])
+        model.zero_grad(set_to_none=True)  # it calls backward(), which fills the weights' .grad
+        return out
+
+    def torchcam_gradcam() -> object:
+        extractor = TcGradCAM(model, target_layer="layer4")
+        try:
+            with torch.enable_grad():
+                scores = model(x)
+                return extractor(targets, scores)
+        finally:
+            extractor.remove_hooks()
+            model.zero_grad(set_to_none=True)
+
+    tasks += [
+        Task("captum LayerGradCam", "captum", FLOOR_LAYER4, captum_layer_gradcam),
+        Task("captum GuidedBackprop", "captum", FLOOR_INPUT, lambda: GuidedBackprop(model).attribute(x, target=target)),
+        Task("captum GuidedGradCam", "captum", FLOOR_INPUT, lambda: GuidedGradCam(model, model.layer4).attribute(x, target=target)),
+        Task("pytorch-grad-cam GradCAM", "pytorch-grad-cam", FLOOR_LAYER4, pgc_gradcam),
+        Task("torch-cam GradCAM", "torch-cam", FLOOR_LAYER4, torchcam_gradcam),
+    ]
+    return tasks
+
+
+def setup_inputs(batch: int, size: int, seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """ResNet-18 with random weights (seeded), eval mode; ``batch`` random images and targets."""
+    torch.manual_seed(seed)
+    model = torchvision.models.resnet18(weights=None).eval()
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 3, size, size, generator=g)
+    target = torch.randint(0, 1000, (batch,), generator=g)
+    return model, x, target
+
+
+def time_tasks(tasks: list[Task], repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Run every task ``warmup`` times, then ``repeats`` rounds, each round all tasks in a rotated order."""
+    for task in tasks:
+        for _ in range(warmup):
+            task.fn()
+    times: dict[str, list[float]] = {t.name: [] for t in tasks}
+    for r in range(repeats):
+        order = tasks[r % len(tasks):] + tasks[: r % len(tasks)]
+        for task in order:
+            start = time.perf_counter()
+            task.fn()
+            times[task.name].append(time.perf_counter() - start)
+    return times
+
+
+def _maxrss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
+
+
+def _proc_status_bytes(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _memory_child(name: str, batch: int, size: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    model, x, target = setup_inputs(batch, size)
+    task = next(t for t in build_tasks(model, x, target) if t.name == name)
+    task.fn()  # warm-up: lazy initialisation is not part of the method's working memory
+    if _reset_peak_rss() and _proc_status_bytes("VmRSS") is not None:
+        # Peak resident memory during the call minus resident memory before it.
+        before = _proc_status_bytes("VmRSS")
+        task.fn()
+        extra = _proc_status_bytes("VmHWM") - before
+    else:  # no resettable peak: growth of the process's all-time peak (0 if imports peaked higher)
+        before = _maxrss_bytes()
+        task.fn()
+        extra = _maxrss_bytes() - before
+    print(json.dumps({"peak_extra_bytes": max(extra, 0)}))
+
+
+def measure_memory(names: list[str], batch: int, size: int, threads: int) -> dict[str, int | None]:
+    """Peak-RSS growth of one call of each task, each in a fresh process."""
+    result: dict[str, int | None] = {}
+    for name in names:
+        cmd = [sys.executable, __file__, "--memory-child", name, "--batch", str(batch), "--size", str(size), "--threads", str(threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            result[name] = int(json.loads(proc.stdout.strip().splitlines()[-1])["peak_extra_bytes"])
+        except (IndexError, ValueError, KeyError):
+            print(f"memory measurement failed for {name}: {proc.stderr[-500:]}", file=sys.stderr)
+            result[name] = None
+    return result
+
+
+def _machine() -> dict[str, object]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip())
+    except OSError:
+        commit, dirty = "", False
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "load_average_1min_before": os.getloadavg()[0],
+    }
+
+
+def summarise(tasks: list[Task], times: dict[str, list[float]], memory: dict[str, int | None]) -> list[dict[str, object]]:
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    rows = []
+    for task in tasks:
+        floor = task.floor
+        ratio = medians[task.name] / medians[floor] if floor else 1.0
+        mem, floor_mem = memory.get(task.name), memory.get(floor or task.name)
+        rows.append(
+            {
+                "task": task.name,
+                "group": task.group,
+                "floor": floor or "",
+                "median_s": medians[task.name],
+                "min_s": min(times[task.name]),
+                "ratio_to_floor": ratio,
+                "peak_extra_mib": None if mem is None else mem / 2**20,
+                "memory_ratio_to_floor": None if (mem is None or not floor_mem) else mem / floor_mem,
+            }
+        )
+    return rows
+
+
+def to_markdown(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "| task | library | floor | median (s) | ratio to floor | peak extra memory (MiB) | memory ratio |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        mem = "n/a" if row["peak_extra_mib"] is None else f"{row['peak_extra_mib']:.0f}"
+        mem_ratio = "n/a" if row["memory_ratio_to_floor"] is None else f"{row['memory_ratio_to_floor']:.2f}"
+        lines.append(
+            f"| {row['task']} | {row['group']} | {row['floor'] or '-'} | {row['median_s']:.3f} | "
+            f"{row['ratio_to_floor']:.2f} | {mem} | {mem_ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def to_html(rows: list[dict[str, object]]) -> str:
+    """The same table as :func:`to_markdown`, as HTML (for notebook and book pages)."""
+    import html
+
+    head = ["task", "library", "floor", "median (s)", "ratio to floor", "peak extra memory (MiB)", "memory ratio"]
+    out = ["<table>", "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>", "<tbody>"]
+    for row in rows:
+        mem = "n/a" if row["peak_extra_mib"] is None else f"{row['peak_extra_mib']:.0f}"
+        mem_ratio = "n/a" if row["memory_ratio_to_floor"] is None else f"{row['memory_ratio_to_floor']:.2f}"
+        cells = [row["task"], row["group"], row["floor"] or "-", f"{row['median_s']:.3f}",
+                 f"{row['ratio_to_floor']:.2f}", mem, mem_ratio]
+        out.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    out += ["</tbody>", "</table>"]
+    return "\n".join(out)
+
+
+def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: bool, peers: bool = True) -> dict[str, object]:
+    """Run the benchmark and return the results (config, machine, rows, raw times)."""
+    torch.set_num_threads(threads)
+    machine = _machine()
+    model, x, target = setup_inputs(batch, size)
+    tasks = build_tasks(model, x, target, peers=peers)
+    with warnings.catch_warnings():
+        # captum announces, on every call, that it set requires_grad and hooks ReLUs: known, not news.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
+        times = time_tasks(tasks, repeats, warmup)
+    mem = measure_memory([t.name for t in tasks], batch, size, threads) if memory else {}
+    machine["load_average_1min_after"] = os.getloadavg()[0]
+    return {
+        "config": {"model": "torchvision resnet18, random init (seed 0)", "batch": batch, "size": size,
+                   "repeats": repeats, "warmup": warmup, "threads": threads,
+                   "memory": "peak RSS (VmHWM after a reset) minus RSS before one call, after a warm-up call, in a fresh process" if memory else "not measured"},
+        "machine": machine,
+        "rows": summarise(tasks, times, mem),
+        "times_s": times,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true",
+                        help="batch 2 of 3x64x64, 5 repeats, 1 warm-up, 1 thread, no memory (a smoke run: ratios are indicative only)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        _memory_child(args.memory_child, args.batch, args.size, args.threads)
+        return 0
+    if args.quick:
+        # One thread: tiny tensors spend more time in thread-pool hand-offs than in arithmetic.
+        args.batch, args.size, args.repeats, args.warmup, args.threads, args.no_memory = 2, 64, 5, 1, 1, True
+    results = run(args.batch, args.size, args.repeats, args.warmup, args.threads, memory=not args.no_memory)
+    table = to_markdown(results["rows"])
+    print(json.dumps(results["machine"], indent=1))
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "attribution.json").write_text(json.dumps(results, indent=1))
+    cfg = results["config"]
+    header = (f"ResNet-18 (random init), batch {cfg['batch']} of 3x{cfg['size']}x{cfg['size']}, {cfg['threads']} threads, "
+              f"{cfg['repeats']} interleaved repeats after {cfg['warmup']} warm-up, medians; "
+              f"{results['machine']['date']}, commit {results['machine']['commit']}, {results['machine']['cpu']}.\n\n")
+    (args.out / "attribution.md").write_text(header + table + "\n")
+    print(f"saved {args.out / 'attribution.json'} and {args.out / 'attribution.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""Tests of VisualBackProp: hand-computed micro-models, the variants, errors and model safety."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xaisurvey.attribution import visual_backprop
+from xaisurvey.attribution.visual_backprop import _Op, _unpool, visual_backprop_trace
+
+
+def _set(conv: nn.Conv2d, weight) -> nn.Conv2d:
+    with torch.no_grad():
+        conv.weight.copy_(torch.as_tensor(weight, dtype=torch.float32).view_as(conv.weight))
+    return conv
+
+
+def _strided_model(inplace: bool = False) -> nn.Sequential:
+    """conv 1x1 (weights +1, -1) -> ReLU -> conv 3x3 stride 2 pad 1 (all ones) -> ReLU -> head."""
+    return nn.Sequential(
+        _set(nn.Conv2d(1, 2, 1, bias=False), [1.0, -1.0]),
+        nn.ReLU(inplace=inplace),
+        _set(nn.Conv2d(2, 1, 3, stride=2, padding=1, bias=False), torch.ones(1, 2, 3, 3)),
+        nn.ReLU(inplace=inplace),
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Linear(1, 2),
+    )
+
+
+X = torch.tensor([[1.0, -2.0, 0.0, 1.0], [0.0, 3.0, -1.0, 2.0], [2.0, 0.0, 1.0, -1.0], [-1.0, 1.0, 0.0, 2.0]]).view(1, 1, 4, 4)
+ABS_X = X.abs()[0, 0]
+# Level 1: the two channels are relu(x) and relu(-x), so their average is |x| / 2.
+A1 = ABS_X / 2
+# Level 2 (2x2): each cell sums |x| over its 3x3 window (stride 2, padding 1):
+#   (0,0): rows 0-1, cols 0-1: 1+2+0+3 = 6          (0,1): rows 0-1, cols 1-3: 2+0+1 + 3+1+2 = 9
+#   (1,0): rows 1-3, cols 0-1: 0+3+2+0+1+1 = 7      (1,1): rows 1-3, cols 1-3: 3+1+2 + 0+1+1 + 1+0+2 = 11
+A2 = torch.tensor([[6.0, 9.0], [7.0, 11.0]])
+# All-ones 3x3 transposed conv, stride 2, padding 1, output padding 1 (2x2 -> 4x4): output row r
+# is covered by input rows i with 2i-1 <= r <= 2i+1: r=0 {0}, r=1 {0,1}, r=2 {1}, r=3 {1}; the
+# same for columns. So U[r, c] sums A2 over those rows and columns, e.g. U[1,1] = 6+9+7+11 = 33.
+U = torch.tensor([[6.0, 15.0, 9.0, 9.0], [13.0, 33.0, 20.0, 20.0], [7.0, 18.0, 11.0, 11.0], [7.0, 18.0, 11.0, 11.0]])
+# Level-1 mask = A1 * U, e.g. [0,1]: 2/2 * 15 = 15; [1,1]: 3/2 * 33 = 49.5. The 1x1 conv's
+# transpose (kernel 1, stride 1) is the identity, so this is the un-normalised result.
+RESULT = torch.tensor([[3.0, 15.0, 0.0, 4.5], [0.0, 49.5, 10.0, 20.0], [7.0, 0.0, 5.5, 5.5], [3.5, 9.0, 0.0, 11.0]])
+
+
+def test_hand_computed_deconv_paper_variant():
+    trace = visual_backprop_trace(_strided_model(), X)
+    assert trace.layers == ["1", "3"] and trace.steps == [["0"], ["2"]]
+    assert torch.equal(trace.averages[0][0], A1)
+    assert torch.equal(trace.averages[1][0], A2)
+    assert torch.equal(trace.masks[1][0], A2)
+    assert torch.equal(trace.masks[0][0], RESULT)
+    assert torch.equal(trace.result[0], RESULT)
+    # normalised: the minimum is 0, so the map is RESULT / 49.5
+    assert torch.allclose(visual_backprop(_strided_model(), X)[0], RESULT / 49.5, atol=1e-7)
+
+
+def test_hand_computed_overlap_normalised_variant():
+    # Overlap counts: rows covered by (1, 2, 1, 1) kernel copies, columns the same, so the
+    # count at (r, c) is row_count[r] * col_count[c]; dividing U by it gives the average.
+    counts = torch.tensor([1.0, 2.0, 1.0, 1.0])
+    u_norm = torch.tensor([[6.0, 7.5, 9.0, 9.0], [6.5, 8.25, 10.0, 10.0], [7.0, 9.0, 11.0, 11.0], [7.0, 9.0, 11.0, 11.0]])
+    assert torch.equal(U / counts[:, None] / counts[None, :], u_norm)
+    trace = visual_backprop_trace(_strided_model(), X, upsample="deconv_normalized")
+    assert torch.allclose(trace.result[0], A1 * u_norm, atol=1e-6)
+
+
+def test_hand_computed_bilinear_variant():
+    # align_corners=False, 2 -> 4: sample points -0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped
+    # to 1), i.e. weights (1, 0), (3/4, 1/4), (1/4, 3/4), (0, 1). Rows [6, 9] -> [6, 6.75, 8.25, 9],
+    # [7, 11] -> [7, 8, 10, 11]; then the same across rows, e.g. row 1 = 3/4 [6, 6.75, ...] + 1/4 [7, 8, ...].
+    up = torch.tensor(
+        [[6.0, 6.75, 8.25, 9.0], [6.25, 7.0625, 8.6875, 9.5], [6.75, 7.6875, 9.5625, 10.5], [7.0, 8.0, 10.0, 11.0]]
+    )
+    trace = visual_backprop_trace(_strided_model(), X, upsample="bilinear")
+    assert torch.allclose(trace.result[0], A1 * up, atol=1e-6)
+
+
+def _maxpool_model(weights1=(1.0,), weights2=(2.0,)) -> nn.Sequential:
+    c = len(weights1)
+    return nn.Sequential(
+        _set(nn.Conv2d(1, c, 1, bias=False), list(weights1)),
+        nn.ReLU(),
+        nn.MaxPool2d(2, 2),
+        _set(nn.Conv2d(c, 1, 1, bias=False), list(weights2)),
+        nn.ReLU(),
+        nn.Flatten(),
+    )
+
+
+def test_hand_computed_maxpool_unpooling():
+    x = torch.tensor([[1.0, 4.0, 0.0, -1.0], [2.0, 3.0, 5.0, 2.0], [-3.0, 0.0, 1.0, 1.0], [6.0, 2.0, 0.0, 7.0]]).view(1, 1, 4, 4)
+    # relu(x); the 2x2 maxima are 4 at (0,1), 5 at (1,2), 6 at (3,0), 7 at (3,3); level 2 = 2 * max
+    # = [[8, 10], [12, 14]]. Unpooling puts each value back at its argmax, zeros elsewhere, and
+    # the product with relu(x) gives 4*8 = 32, 5*10 = 50, 6*12 = 72, 7*14 = 98 there.
+    expected = torch.zeros(4, 4)
+    expected[0, 1], expected[1, 2], expected[3, 0], expected[3, 3] = 32.0, 50.0, 72.0, 98.0
+    trace = visual_backprop_trace(_maxpool_model(), x)
+    assert trace.steps == [["0"], ["2", "3"]]
+    assert torch.equal(trace.averages[1][0], torch.tensor([[8.0, 10.0], [12.0, 14.0]]))
+    assert torch.equal(trace.result[0], expected)
+    # maxpool="upsample": a 2x2 all-ones deconvolution copies each value into its whole block
+    block = torch.tensor([[8.0, 8, 10, 10], [8, 8, 10, 10], [12, 12, 14, 14], [12, 12, 14, 14]])
+    trace = visual_backprop_trace(_maxpool_model(), x, maxpool="upsample")
+    assert torch.equal(trace.result[0], F.relu(x[0, 0]) * block)
+
+
+def test_hand_computed_unpooling_averages_channels():
+    x = torch.tensor([[1.0, -2.0], [3.0, -4.0]]).view(1, 1, 2, 2)
+    # channels relu(x) = [[1,0],[3,0]] and relu(-x) = [[0,2],[0,4]]: average [[.5,1],[1.5,2]].
+    # Their maxima: 3 at (1,0) and 4 at (1,1); level 2 = 3 + 4 = 7. Channel 0 sends 7 to (1,0),
+    # channel 1 to (1,1); averaged over the 2 channels: 3.5 at each. Times the level-1 average:
+    # (1,0): 1.5 * 3.5 = 5.25, (1,1): 2 * 3.5 = 7.
+    trace = visual_backprop_trace(_maxpool_model((1.0, -1.0), (1.0, 1.0)), x)
+    assert torch.equal(trace.result[0], torch.tensor([[0.0, 0.0], [5.25, 7.0]]))
+
+
+def test_unpool_equals_maxunpool2d_for_disjoint_windows():
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(2, 5, 8, 6, generator=g)
+    pooled, indices = F.max_pool2d(features, 2, 2, return_indices=True)
+    mask = torch.rand(2, 1, 4, 3, generator=g)
+    op = _Op("pool", nn.MaxPool2d(2), (8, 6), (4, 3), indices)
+    reference = nn.MaxUnpool2d(2, 2)(mask.expand(2, 5, 4, 3), indices, output_size=(8, 6)).mean(dim=1, keepdim=True)
+    assert torch.allclose(_unpool(mask, op), reference, atol=1e-7)
+
+
+def test_inplace_relu_gives_the_same_map():
+    assert torch.equal(visual_backprop(_strided_model(True), X), visual_backprop(_strided_model(False), X))
+
+
+def test_odd_sizes_and_resnet_shapes():
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=3).eval()
+    x = torch.rand(2, 3, 67, 45)
+    maps = visual_backprop(net, x)
+    assert maps.shape == (2, 67, 45) and not torch.isnan(maps).any()
+    assert float(maps.amin()) == 0.0 and float(maps.amax()) == 1.0
+    assert torch.equal(maps, visual_backprop(net, x))  # deterministic
+    trace = visual_backprop_trace(net, x)
+    assert trace.steps[1] == ["maxpool", "layer1.0.conv1"]  # the shortcut convs are not on the path
+    assert all("downsample" not in name for step in trace.steps for name in step)
+
+
+def test_target_is_ignored_but_checked():
+    net = _strided_model()
+    x = torch.cat([X, -X])
+    base = visual_backprop(net, x)
+    assert torch.equal(base, visual_backprop(net, x, target=0))
+    assert torch.equal(base, visual_backprop(net, x, target=[1, 0]))
+    with pytest.raises(ValueError, match="3 targets for 2 images"):
+        visual_backprop(net, x, target=[0, 1, 1])
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="no nn.ReLU"):
+        visual_backprop(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh()), torch.rand(1, 1, 5, 5))
+
+    class FunctionalRelu(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+
+        def forward(self, x):
+            return F.relu(self.conv(x))
+
+    with pytest.raises(ValueError, match="F.relu"):
+        visual_backprop(FunctionalRelu(), torch.rand(1, 1, 5, 5))
+    upsampling = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.Upsample(scale_factor=2), nn.Conv2d(2, 2, 1), nn.ReLU())
+    with pytest.raises(ValueError, match="no transposed form"):
+        visual_backprop(upsampling, torch.rand(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="upsample must be"):
+        visual_backprop(_strided_model(), X, upsample="nearest")
+    with pytest.raises(ValueError, match="maxpool must be"):
+        visual_backprop(_strided_model(), X, maxpool="max")
+    with pytest.raises(TypeError, match="floating-point"):
+        visual_backprop(_strided_model(), X.long())
+    with pytest.raises(ValueError, match="4 dimensions"):
+        visual_backprop(_strided_model(), X[0])
+    with pytest.raises(ValueError, match="empty batch"):
+        visual_backprop(_strided_model(), X[:0])
+    with pytest.raises(ValueError, match="channels"):
+        visual_backprop(_strided_model(), torch.rand(1, 3, 4, 4))
+
+
+def test_flat_input_gives_zeros_not_nan():
+    maps = visual_backprop(_strided_model(), torch.zeros(1, 1, 4, 4))
+    assert torch.equal(maps, torch.zeros(1, 4, 4))
+
+
+def _hook_count(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+def test_model_left_untouched_and_no_hook_growth():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, stride=2, padding=1), nn.BatchNorm2d(3), nn.ReLU(inplace=True), nn.Flatten()).train()
+    net[0].weight.requires_grad_(False)
+    net[0].bias.grad = torch.ones(3)
+    grad_obj = net[0].bias.grad
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(2, 1, 7, 7, requires_grad=True)
+    x_before = x.detach().clone()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread avoids thread-pool contention on a busy machine
+    try:
+        for _ in range(1000):
+            visual_backprop(net, x)
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():
+        maps = visual_backprop(net, x)
+    assert maps.shape == (2, 7, 7)
+    assert net.training and all(m.training for m in net.modules())
+    assert net[0].weight.requires_grad is False and net[0].bias.requires_grad is True
+    assert net[0].bias.grad is grad_obj and net[2].inplace
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())  # BN stats too
+    assert torch.equal(x.detach(), x_before) and x.grad is None
+    assert _hook_count(net) == 0
+
+
+def test_hooks_removed_when_forward_raises():
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.relu = nn.Conv2d(1, 1, 1), nn.ReLU()
+
+        def forward(self, x):
+            self.relu(self.conv(x))
+            raise RuntimeError("boom")
+
+    net = Broken()
+    with pytest.raises(RuntimeError, match="boom"):
+        visual_backprop(net, torch.rand(1, 1, 3, 3))
+    assert _hook_count(net) == 0 and net.training
+
+
+def test_follows_dtype():
+    net = _strided_model().double()
+    maps = visual_backprop(net, X)  # float32 input is moved to the model's float64
+    assert maps.dtype == torch.float64
+    assert torch.allclose(maps[0], (RESULT / 49.5).double())
+
+
+def test_functional_pooling_is_reported():
+    class FunctionalPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.relu1 = nn.Conv2d(1, 2, 3, padding=1), nn.ReLU()
+            self.conv2, self.relu2 = nn.Conv2d(2, 2, 3, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            return self.relu2(self.conv2(F.max_pool2d(self.relu1(self.conv1(x)), 2)))
+
+    with pytest.raises(ValueError, match="invisible to hooks"):
+        visual_backprop(FunctionalPool(), torch.rand(1, 1, 8, 8))
