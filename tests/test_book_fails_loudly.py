@@ -50,6 +50,7 @@ def _build(tmp_path: Path, page: str) -> subprocess.CompletedProcess[str]:
     book.mkdir()
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
     shutil.copy(ROOT / "references.bib", book / "references.bib")
+    shutil.copytree(ROOT / "_ext", book / "_ext")  # the config's local Sphinx extensions
     (book / "_toc.yml").write_text("format: jb-book\nroot: index\n")
     (book / "index.md").write_text(page)
     return subprocess.run(

@@ -24,9 +24,9 @@ Example:
 from ._base import WorldSet
 from .driving import DRIVING_CATEGORIES, driving_scenes, steering_angle
 from .roads import ROAD_CATEGORIES, ROAD_CLASSES, road_tiles
-from .shapes import SHAPE_CATEGORIES, SHAPE_CLASSES, shapes
+from .shapes import SHAPE_CATEGORIES, SHAPE_CLASSES, shape_masks, shapes
 from .terrain import (
-    TERRAIN_CATEGORIES, TERRAIN_CLASSES, TERRAIN_KINDS, bump_patch, rule_violations, terrain_patches, traversable,
+    TERRAIN_CATEGORIES, TERRAIN_CLASSES, TERRAIN_KINDS, bump_patch, heights_to_world, rule_violations, terrain_patches, traversable,
     wall_patch,
 )
 
@@ -34,6 +34,7 @@ __all__ = [
     "WorldSet",
     "DRIVING_CATEGORIES", "ROAD_CATEGORIES", "ROAD_CLASSES", "SHAPE_CATEGORIES", "SHAPE_CLASSES",
     "TERRAIN_CATEGORIES", "TERRAIN_CLASSES", "TERRAIN_KINDS",
-    "bump_patch", "driving_scenes", "road_tiles", "rule_violations", "shapes", "steering_angle",
+    "bump_patch", "driving_scenes", "heights_to_world", "road_tiles", "rule_violations", "shape_masks", "shapes",
+    "steering_angle",
     "terrain_patches", "traversable", "wall_patch",
 ]
