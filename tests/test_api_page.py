@@ -38,6 +38,8 @@ def public_names(module_name: str, *, ignore_all: bool = False) -> set[str]:
 def test_every_public_function_is_on_the_api_page() -> None:
     documented = documented_modules()
     covered: set[tuple[str, str]] = set()  # (defining module, name) of everything the page shows
+    for match in re.finditer(r"\.\. auto(?:function|class):: (\S+)\.(\w+)\n", PAGE.read_text()):
+        covered.add((match.group(1), match.group(2)))
     for module_name, members in documented.items():
         module = importlib.import_module(module_name)
         if members in (None, "*"):

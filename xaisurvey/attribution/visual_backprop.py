@@ -154,7 +154,7 @@ def visual_backprop_trace(
 ) -> VisualBackPropTrace:
     """Run VisualBackProp and keep every intermediate (for figures and teaching).
 
-    Same arguments as :func:`visual_backprop`; returns a :class:`VisualBackPropTrace` whose
+    Same arguments as :func:`xaisurvey.attribution.visual_backprop`; returns a :class:`VisualBackPropTrace` whose
     ``result`` is the un-normalised (N, H, W) map.
     """
     x = check_input(x, model, method="visual_backprop")

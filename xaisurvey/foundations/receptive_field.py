@@ -147,7 +147,7 @@ def measure_receptive_field(
     """Measure which input pixels one output unit of ``model`` depends on, by backpropagation.
 
     The unit is the sum over channels of the output map at ``unit`` (default: the centre), the
-    input a seeded standard-normal image of shape (1, *input_shape). The model is run in eval mode
+    input a seeded standard-normal image of shape ``(1, *input_shape)``. The model is run in eval mode
     (batch-norm statistics untouched) and every module's training flag is restored afterwards; the
     gradient is taken w.r.t. the input only, so no parameter's ``.grad`` is touched.
 

@@ -111,7 +111,7 @@ def _road(name: str, downsample: str, seed: int, epochs: int | None, checkpoints
 @register("road_cnn", "96x96 road / no-road CNN of the VisualBackProp exercise (strided convs), trained on road tiles")
 def road_cnn(seed: int = 0, epochs: int | None = None, checkpoints: bool = False, use_cache: bool = True,
              progress: bool = True) -> LoadedModel:
-    """The road CNN (:class:`~xaisurvey.models.small.RoadCNN`, strided convolutions) trained on :func:`road_tiles`."""
+    """The road CNN (:class:`~xaisurvey.models.small.RoadCNN`, strided convolutions) trained on :func:`~xaisurvey.data.worlds.road_tiles`."""
     return _road("road_cnn", "conv", seed, epochs, checkpoints, use_cache, progress)
 
 

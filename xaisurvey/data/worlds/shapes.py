@@ -26,7 +26,7 @@ def shape_masks(kind: Tensor, cx: Tensor, cy: Tensor, radius: Tensor, angle: Ten
     """Boolean (N, size, size) masks of N shapes: ``kind`` indexes :data:`SHAPE_CLASSES`.
 
     In the shape's frame (centre (cx, cy), rotated by ``angle``), with r = ``radius``: circle
-    x^2 + y^2 <= r^2; square max(|x|, |y|) <= 0.8 r; equilateral triangle of circumradius r
+    x^2 + y^2 <= r^2; square ``max(|x|, |y|) <= 0.8 r``; equilateral triangle of circumradius r
     (three half-planes at the inradius r/2); cross: two bars of half-length r, half-width 0.3 r.
     """
     yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32) + 0.5, torch.arange(size, dtype=torch.float32) + 0.5,
