@@ -17,14 +17,6 @@ from xaisurvey.featvis import (
     maximise_class,
 )
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: a second thread only adds synchronisation cost, badly so on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # A 3x3 kernel with mixed signs: on a 3x3 input (one output position) the channel's activation
 # is <w, x> + b, linear, so over the box [0, 1]^9 it is maximised by x = 1 where w > 0, 0 elsewhere.

@@ -38,10 +38,3 @@ def images() -> torch.Tensor:
     return torch.rand(3, 3, 12, 12, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on shared cores: more threads only add synchronisation overhead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -149,7 +149,7 @@ def test_follows_the_model_device(name, tiny, images) -> None:
     assert torch.allclose(out.cpu(), METHODS[name](tiny.cpu(), images, 1), atol=1e-5)
 
 
-def test_no_growth_of_hooks_or_memory_over_1000_calls(images, one_thread) -> None:
+def test_no_growth_of_hooks_or_memory_over_1000_calls(images) -> None:
     model = TinyGapNet().eval()
     x = images[:1, :, :8, :8]
     calls = [

@@ -56,7 +56,7 @@ def smooth_net() -> nn.Module:
     ).double().eval()
 
 
-def test_saliency_matches_finite_differences(one_thread) -> None:
+def test_saliency_matches_finite_differences() -> None:
     net = smooth_net()
     x = torch.rand(2, 2, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     ours = saliency(net, x, [2, 0], absolute=False)
@@ -64,7 +64,7 @@ def test_saliency_matches_finite_differences(one_thread) -> None:
     assert torch.allclose(ours[1], fd[1], atol=1e-8) and fd[0].abs().max() == 0
 
 
-def test_grad_cam_weights_match_finite_differences_at_the_layer(one_thread) -> None:
+def test_grad_cam_weights_match_finite_differences_at_the_layer() -> None:
     net = smooth_net()
     body, head = net[:2], net[2:]
     x = torch.rand(1, 2, 7, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
