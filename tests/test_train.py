@@ -57,6 +57,43 @@ def test_history_checkpoints_and_learning():
     assert history.seconds >= sum(history.epoch_seconds) * 0.99
 
 
+def test_training_threads_are_fixed_and_the_callers_restored():
+    """TrainConfig.threads (default 1) is used while training, whatever the caller set, and the
+    caller's setting comes back, also after an error."""
+    previous = torch.get_num_threads()
+    try:
+        results = []
+        for caller_threads in (1, 2):
+            torch.set_num_threads(caller_threads)
+            model, history = _train_once()
+            assert torch.get_num_threads() == caller_threads and history.threads == 1
+            results.append(model.state_dict())
+        assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+        torch.set_num_threads(2)
+        _, history = _train_once(T.TrainConfig(epochs=1, batch_size=16, threads=None))
+        assert history.threads == 2
+        with pytest.raises(ValueError, match="classification targets must be int64"):
+            T.fit(_tiny_model(), (torch.rand(4, 1, 6, 6), torch.rand(4)), None, T.TrainConfig(epochs=1, threads=1),
+                  progress=False)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="boom"):
+            class Boom(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.linear = nn.Linear(36, 2)
+
+                def forward(self, x):
+                    raise RuntimeError("boom")
+
+            T.fit(Boom(), _tiny_data(), None, T.TrainConfig(epochs=1, threads=1), progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            T.TrainConfig(threads=bad)
+
+
 def test_fit_restores_the_callers_global_rng():
     torch.manual_seed(123)
     expected = torch.rand(3)

@@ -258,3 +258,76 @@ def test_functional_pooling_is_reported():
 
     with pytest.raises(ValueError, match="invisible to hooks"):
         visual_backprop(FunctionalPool(), torch.rand(1, 1, 8, 8))
+
+
+def test_pool_indices_come_from_the_models_own_pooling_call():
+    """The argmax positions are read from the model's F.max_pool2d call, not recomputed; a max pool
+    whose forward bypasses F.max_pool2d is reported, and maxpool="upsample" still works on it."""
+    class DirectPool(nn.MaxPool2d):
+        def forward(self, x):
+            return torch.max_pool2d(x, self.kernel_size, self.stride)
+
+    calls = []
+
+    class CountingPool(nn.MaxPool2d):
+        def forward(self, x):
+            calls.append(1)
+            return super().forward(x)
+
+    x = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(3))
+    model = _maxpool_model()
+    counted = _maxpool_model()
+    counted[2] = CountingPool(2, 2)
+    assert torch.equal(visual_backprop_trace(counted, x).result, visual_backprop_trace(model, x).result)
+    assert len(calls) == 1  # one pooling per forward pass
+    direct = _maxpool_model()
+    direct[2] = DirectPool(2, 2)
+    with pytest.raises(ValueError, match="did not call F.max_pool2d"):
+        visual_backprop(direct, x)
+    assert visual_backprop(direct, x, maxpool="upsample").shape == (2, 4, 4)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding, output_padding, dilation",
+    [((3, 3), (2, 2), (1, 1), (1, 1), (1, 1)), ((7, 7), (2, 2), (3, 3), (1, 1), (1, 1)),
+     ((1, 1), (1, 1), (0, 0), (0, 0), (1, 1)), ((5, 3), (3, 2), (2, 0), (2, 1), (1, 1)),
+     ((3, 3), (1, 1), (2, 2), (0, 0), (2, 2)), ((2, 4), (2, 1), (0, 1), (0, 0), (1, 2))],
+)
+def test_separable_transpose_equals_the_full_all_ones_kernel(kernel, stride, padding, output_padding, dilation):
+    from xaisurvey.attribution.visual_backprop import _separable_ones_transpose
+
+    mask = torch.rand(3, 1, 6, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    full = F.conv_transpose2d(mask, torch.ones(1, 1, *kernel, dtype=torch.float64), stride=stride, padding=padding,
+                              output_padding=output_padding, dilation=dilation)
+    separable = _separable_ones_transpose(mask, kernel, stride, padding, output_padding, dilation)
+    assert separable.shape == full.shape
+    assert torch.allclose(separable, full, rtol=0, atol=1e-12)
+
+
+def test_pooling_mode_is_left_when_the_forward_raises():
+    class Fails(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.relu, self.pool = nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+
+        def forward(self, x):
+            self.pool(self.relu(self.conv(x)))
+            raise RuntimeError("model failure")
+
+    from torch.overrides import _get_current_function_mode_stack
+
+    before = len(_get_current_function_mode_stack())
+    with pytest.raises(RuntimeError, match="model failure"):
+        visual_backprop(Fails(), torch.rand(1, 1, 8, 8))
+    assert len(_get_current_function_mode_stack()) == before
+    # a pool called twice per forward pass (a reused module) gets its indices each time
+    class Reused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2, self.relu, self.pool = nn.Conv2d(1, 2, 1), nn.Conv2d(2, 2, 1), nn.ReLU(), nn.MaxPool2d(2)
+
+        def forward(self, x):
+            return self.pool(self.relu(self.conv2(self.pool(self.relu(self.conv1(x))))))
+
+    assert visual_backprop(Reused(), torch.rand(2, 1, 8, 8)).shape == (2, 8, 8)
+    assert len(_get_current_function_mode_stack()) == before

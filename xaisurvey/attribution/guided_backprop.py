@@ -64,20 +64,22 @@ class RuleState:
         self.box = self.downstream
 
 
-def _backward(rule: str, grad: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-    if rule == "gradient":
-        return grad * active
+def _backward(rule: str, grad: torch.Tensor, out: torch.Tensor, upper: float | None) -> torch.Tensor:
+    """The signal below a ReLU whose forward output was ``out`` = clamp(z, 0, upper).
+
+    ``out > 0`` exactly where ``z > 0`` (and ``out < upper`` exactly where ``z < upper``), so the
+    forward pattern is read from the output, as PyTorch's own ReLU backward does. One new tensor,
+    like the native backward: the fused ``threshold_backward`` / ``hardtanh_backward`` kernels
+    apply the pattern, the guided rule then clamps that fresh tensor in place (``grad`` itself
+    may be shared with other branches of the graph and is never modified).
+    """
     if rule == "deconvnet":
         return grad.clamp(min=0)
-    return grad.clamp(min=0) * active  # guided
-
-
-def _active(out: torch.Tensor, upper: float | None) -> torch.Tensor:
-    # out = clamp(z, 0, upper): out > 0 exactly where z > 0, out < upper exactly where z < upper.
-    active = out > 0
-    if upper is not None:
-        active = active & (out < upper)
-    return active
+    if upper is None:
+        passed = torch.ops.aten.threshold_backward(grad, out, 0.0)
+    else:
+        passed = torch.ops.aten.hardtanh_backward(grad, out, 0.0, upper)
+    return passed if rule == "gradient" else passed.clamp_(min=0)  # guided
 
 
 class _RuleReLU(torch.autograd.Function):
@@ -91,7 +93,7 @@ class _RuleReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         (out,) = ctx.saved_tensors
-        return _backward(ctx.box.rule, grad, _active(out, ctx.upper)), None, None
+        return _backward(ctx.box.rule, grad, out, ctx.upper), None, None
 
 
 class _RuleReLUInplace(torch.autograd.Function):
@@ -109,7 +111,7 @@ class _RuleReLUInplace(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         (out,) = ctx.saved_tensors
-        return _backward(ctx.box.rule, grad, _active(out, ctx.upper)), None, None
+        return _backward(ctx.box.rule, grad, out, ctx.upper), None, None
 
 
 _RELU = {F.relu, torch.relu, torch.Tensor.relu}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ._core import TargetLike, as_target, check_input, model_guard
 from .normalize import minmax
@@ -87,15 +88,31 @@ def _deconv_ones(mask: torch.Tensor, op: _Op, normalized: bool) -> torch.Tensor:
             f"visual_backprop: cannot invert layer {op.name!r} (output {op.out_size} from input {op.in_size}) "
             "with a transposed convolution"
         )
-    ones = torch.ones(1, 1, *kernel, dtype=mask.dtype, device=mask.device)
-    args = dict(stride=stride, padding=padding, output_padding=tuple(extra), dilation=dilation)
-    up = F.conv_transpose2d(mask, ones, **args)
+    up = _separable_ones_transpose(mask, kernel, stride, padding, tuple(extra), dilation)
     if normalized:
         # How many output cells overlap each input position: 1s and 2s alternate for stride 2
         # with kernel 3, the checkerboard. Dividing by it leaves the average of the overlapping cells.
-        counts = F.conv_transpose2d(torch.ones_like(mask), ones, **args)
+        counts = _separable_ones_transpose(torch.ones_like(mask[:1]), kernel, stride, padding, tuple(extra), dilation)
         up = torch.where(counts > 0, up / counts.clamp(min=1), torch.zeros_like(up))
     return up
+
+
+def _separable_ones_transpose(mask: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                              padding: tuple[int, int], output_padding: tuple[int, int],
+                              dilation: tuple[int, int]) -> torch.Tensor:
+    """``F.conv_transpose2d(mask, ones(1, 1, kh, kw), ...)`` computed as a column pass then a row pass.
+
+    The all-ones kernel is the outer product of a column and a row of ones, and a transposed
+    convolution factorises over the two axes like the kernel does, so the result is exactly the
+    same sums, for kh + kw instead of kh * kw additions per output cell (ResNet's 7x7 stem: 14
+    instead of 49).
+    """
+    column = torch.ones(1, 1, kernel[0], 1, dtype=mask.dtype, device=mask.device)
+    row = torch.ones(1, 1, 1, kernel[1], dtype=mask.dtype, device=mask.device)
+    tall = F.conv_transpose2d(mask, column, stride=(stride[0], 1), padding=(padding[0], 0),
+                              output_padding=(output_padding[0], 0), dilation=(dilation[0], 1))
+    return F.conv_transpose2d(tall, row, stride=(1, stride[1]), padding=(0, padding[1]),
+                              output_padding=(0, output_padding[1]), dilation=(1, dilation[1]))
 
 
 def _unpool(mask: torch.Tensor, op: _Op) -> torch.Tensor:
@@ -112,6 +129,41 @@ def _unpool(mask: torch.Tensor, op: _Op) -> torch.Tensor:
     flat = torch.zeros(n, h * w, dtype=mask.dtype, device=mask.device)
     flat.scatter_add_(1, op.indices.reshape(n, -1), mask.reshape(n, 1, -1).expand(n, c, -1).reshape(n, -1))
     return (flat / c).view(n, 1, h, w)
+
+
+class _RecordPoolIndices(TorchFunctionMode):
+    """Make ``F.max_pool2d`` also return its argmax indices while an ``nn.MaxPool2d`` runs.
+
+    A forward pre-hook on each max pool enters the mode and the forward hook reads the indices
+    of the module's one ``F.max_pool2d`` call from ``last`` and leaves the mode, so only the
+    pool's own call goes through it (a mode active for the whole forward pass would add Python
+    dispatch to every operation). Computing the indices again in the hook would run the pool a
+    second time (on ResNet-18 the stem's pool costs about a tenth of the forward pass);
+    PyTorch's CPU kernel computes them anyway, so asking for them costs nothing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: torch.Tensor | None = None
+        self.depth = 0
+
+    def enter(self, *_: object) -> None:
+        self.last = None
+        self.__enter__()
+        self.depth += 1
+
+    def leave(self) -> None:
+        if self.depth:
+            self.depth -= 1
+            self.__exit__(None, None, None)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = dict(kwargs or {})
+        if func is F.max_pool2d and len(args) < 7 and not kwargs.get("return_indices", False):
+            kwargs["return_indices"] = True
+            output, self.last = func(*args, **kwargs)
+            return output
+        return func(*args, **kwargs)
 
 
 def _scale_up(mask: torch.Tensor, op: _Op, upsample: str, maxpool: str) -> torch.Tensor:
@@ -184,20 +236,30 @@ def visual_backprop_trace(
                 elif isinstance(module, nn.MaxPool2d):
                     indices = None
                     if maxpool == "unpool":
-                        _, indices = F.max_pool2d(
-                            first, module.kernel_size, module.stride, module.padding, module.dilation,
-                            ceil_mode=module.ceil_mode, return_indices=True,
-                        )
+                        pools.leave()
+                        if pools.last is None or pools.last.shape != output.shape:
+                            raise ValueError(
+                                f"visual_backprop: max pool {key!r} did not call F.max_pool2d; "
+                                "its argmax positions are unknown (use maxpool='upsample')"
+                            )
+                        indices, pools.last = pools.last, None
                     events.append(_Op(key, module, in_size, out_size, indices))
                 elif in_size != out_size:
                     events.append(_Op(key, None, in_size, out_size))  # reported only if on the path
 
         return hook
 
+    pools = _RecordPoolIndices()
     with model_guard(model, freeze_parameters=False) as handles, torch.no_grad():
         for name, module in leaves:
+            if maxpool == "unpool" and isinstance(module, nn.MaxPool2d):
+                handles.append(module.register_forward_pre_hook(pools.enter))
             handles.append(module.register_forward_hook(make_hook(name, module)))
-        model(x)
+        try:
+            model(x)
+        finally:
+            while pools.depth:  # a pool's forward raised before its hook could leave the mode
+                pools.leave()
     map_positions = [i for i, e in enumerate(events) if isinstance(e, tuple)]
     if not map_positions:
         raise ValueError(

@@ -126,7 +126,7 @@ def road_cnn_maxpool(seed: int = 0, epochs: int | None = None, checkpoints: bool
 # Shapes (CAM's global-average-pooling architecture)
 
 SHAPES_TRAIN, SHAPES_TEST = 1600, 400
-SHAPES_CONFIG = TrainConfig(epochs=5, batch_size=32, lr=3e-3, lr_schedule="cosine")
+SHAPES_CONFIG = TrainConfig(epochs=11, batch_size=32, lr=3e-3, lr_schedule="cosine")
 
 
 @register("shapes_gap_cnn", "GAP-head CNN (the CAM architecture) classifying the red target's shape in the shapes world")
@@ -188,6 +188,8 @@ DRIVING_CONFIG = TrainConfig(epochs=8, batch_size=32, lr=2e-3, task="regression"
 
 def _steering(name: str, head: str, seed: int, epochs: int | None, checkpoints: bool, use_cache: bool,
               progress: bool) -> LoadedModel:
+    # checkpoints default to True for the steering networks: the GradSUM chapter follows them
+    # epoch by epoch, and a cached run without checkpoints would have to train again for it.
     config = _config(DRIVING_CONFIG, seed, epochs, checkpoints)
     data = {"world": "driving_scenes", "train": [DRIVING_TRAIN, TRAIN_SEED], "heldout": [DRIVING_TEST, HELDOUT_SEED]}
     result = train_cached(
@@ -200,14 +202,14 @@ def _steering(name: str, head: str, seed: int, epochs: int | None, checkpoints: 
 
 
 @register("steering_cnn", "PilotNet-style steering-angle regression CNN trained on driving scenes")
-def steering_cnn(seed: int = 0, epochs: int | None = None, checkpoints: bool = False, use_cache: bool = True,
+def steering_cnn(seed: int = 0, epochs: int | None = None, checkpoints: bool = True, use_cache: bool = True,
                  progress: bool = True) -> LoadedModel:
     """:class:`~xaisurvey.models.small.SteeringCNN` (dense head) on :func:`~xaisurvey.data.worlds.driving_scenes`."""
     return _steering("steering_cnn", "dense", seed, epochs, checkpoints, use_cache, progress)
 
 
 @register("steering_cnn_gap", "the steering CNN with a global-average-pooling head (a second architecture)")
-def steering_cnn_gap(seed: int = 0, epochs: int | None = None, checkpoints: bool = False, use_cache: bool = True,
+def steering_cnn_gap(seed: int = 0, epochs: int | None = None, checkpoints: bool = True, use_cache: bool = True,
                      progress: bool = True) -> LoadedModel:
     """:class:`~xaisurvey.models.small.SteeringCNN` with ``head="gap"`` on the same data."""
     return _steering("steering_cnn_gap", "gap", seed, epochs, checkpoints, use_cache, progress)
