@@ -107,6 +107,12 @@ def test_page_renders(site: str, browser, page: str) -> None:  # type: ignore[no
     source = (HTML / page).read_text()
     assert "&lt;Figure size" not in source, f"{page} shows a figure as text instead of an image"
 
+    # A Markdown table from a code cell that was not rendered as a table shows up as a paragraph
+    # of pipes with a |---| (or, after smart quotes, |—|) separator row.
+    paragraphs = browser.execute_script("return Array.from(document.querySelectorAll('p')).map(p => p.innerText);")
+    unrendered = [p[:80] for p in paragraphs if re.search(r"\|\s*[-\u2013\u2014:]+\s*\|", p)]
+    assert unrendered == [], f"{page} shows Markdown tables as text: {unrendered}"
+
     broken_images = browser.execute_script(
         "return Array.from(document.images)"
         ".filter(img => !img.complete || img.naturalWidth === 0).map(img => img.src);"
