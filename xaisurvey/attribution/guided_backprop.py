@@ -96,7 +96,9 @@ class _RuleReLU(torch.autograd.Function):
         return _backward(ctx.box.rule, grad, out, ctx.upper), None, None
 
 
-class _RuleReLUInplace(torch.autograd.Function):
+class _RuleReLUInplace(_RuleReLU):
+    """The in-place ReLU: same backward as :class:`_RuleReLU`, the forward overwrites ``z``."""
+
     @staticmethod
     def forward(ctx, z: torch.Tensor, box: _RuleBox, upper: float | None) -> torch.Tensor:  # type: ignore[override]
         if upper is None:
@@ -107,11 +109,6 @@ class _RuleReLUInplace(torch.autograd.Function):
         ctx.save_for_backward(z)
         ctx.box, ctx.upper = box, upper
         return z
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        (out,) = ctx.saved_tensors
-        return _backward(ctx.box.rule, grad, out, ctx.upper), None, None
 
 
 _RELU = {F.relu, torch.relu, torch.Tensor.relu}
