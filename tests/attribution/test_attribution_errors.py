@@ -23,7 +23,7 @@ ALL = {
     "bad, error, message",
     [
         (torch.rand(3, 12, 12), ValueError, r"4 dimensions \(N, C, H, W\).*unsqueeze"),
-        (torch.rand(2, 1, 12, 12), ValueError, "has 1 channels but the model's first convolution expects 3"),
+        (torch.rand(2, 1, 12, 12), ValueError, "x has 1 channels but the first convolution that runs, 'features.0', expects 3"),
         (torch.rand(0, 3, 12, 12), ValueError, "empty batch"),
         (torch.randint(0, 255, (2, 3, 12, 12), dtype=torch.uint8), TypeError, "floating-point"),
         ([[0.0]], TypeError, "must be a torch.Tensor"),
@@ -57,7 +57,7 @@ def test_layer_errors(name, tiny, images) -> None:
         method(tiny, images, 0, layer=nn.Conv2d(3, 3, 1))
     with pytest.raises(ValueError, match=r"layer 'fc' produces an output of shape \(3, 4\), not a spatial map"):
         method(tiny, images, 0, layer="fc")
-    with pytest.raises(ValueError, match="weights must be 'mean' or 'sum'"):
+    with pytest.raises(ValueError, match="weights must be one of 'mean', 'sum'"):
         method(tiny, images, 0, layer="features.4", weights="max")
     with pytest.raises(ValueError, match="upsample must be"):
         method(tiny, images, 0, layer="features.4", upsample="bicubic")
@@ -112,9 +112,9 @@ def test_class_targets_need_a_2d_output(images) -> None:
 
 
 def test_option_errors(tiny, images) -> None:
-    with pytest.raises(ValueError, match="samples must be a positive int"):
+    with pytest.raises(ValueError, match="samples must be an int >= 1"):
         smoothgrad(tiny, images, 0, samples=0)
-    with pytest.raises(ValueError, match="noise_level must be >= 0"):
+    with pytest.raises(ValueError, match="noise_level must be a finite number >= 0"):
         smoothgrad(tiny, images, 0, noise_level=-0.1)
     with pytest.raises(ValueError, match="rule must be one of guided, deconvnet, gradient"):
         guided_backprop(tiny, images, 0, rule="lrp")

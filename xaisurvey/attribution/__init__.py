@@ -7,6 +7,11 @@ Map methods (``cam``, ``grad_cam``, ``visual_backprop``) return (N, H, W); input
 unless asked to reduce channels. Nothing is normalised inside a method: see the helpers
 :func:`minmax`, :func:`max_abs` and :func:`reduce_channels`. The user's model is left exactly as
 it was.
+
+:mod:`xaisurvey.attribution.registry` describes every method (family, layer, class
+sensitivity, cost floor) and drives the command line, the benchmark, the evaluation and the
+shared contract tests; :func:`explain` runs any registered method by name and returns one map
+per image.
 """
 from .cam import cam
 from .grad_cam import grad_cam
@@ -16,6 +21,8 @@ from .normalize import max_abs, minmax, reduce_channels
 from .saliency import saliency
 from .smoothgrad import smoothgrad
 from .visual_backprop import visual_backprop
+from . import registry  # noqa: E402  (after the methods it lists)
+from .registry import MethodSpec, available, explain
 
 __all__ = [
     "saliency",
@@ -29,4 +36,8 @@ __all__ = [
     "minmax",
     "max_abs",
     "reduce_channels",
+    "registry",
+    "MethodSpec",
+    "available",
+    "explain",
 ]

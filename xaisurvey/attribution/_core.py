@@ -4,29 +4,35 @@ Every method in :mod:`xaisurvey.attribution` follows the same steps:
 
 1. :func:`check_input` validates ``x`` (a float batch (N, C, H, W)) and moves it to the model's
    device and dtype;
-2. :func:`as_target` turns ``target`` (an int, one int per image, or a callable on the output)
-   into a :class:`Target`, checking the count against N;
-3. :func:`model_guard` puts the model in eval mode for the call and restores it afterwards
-   (training flags, ``requires_grad``, ``.grad``) and removes every hook registered through it,
-   even when an error is raised;
+2. :func:`as_target` turns ``target`` (an int, one int per image, NumPy integers, or a callable
+   on the output) into a :class:`Target`, checking the count against N;
+3. :func:`~xaisurvey.guard.model_guard` puts the model in eval mode for the call and restores it
+   afterwards (per-module training flags, ``requires_grad``, ``.grad``, buffers) and removes
+   every hook registered through it, even when an error is raised; :func:`check_channels`
+   registers the check that the first convolution that *runs* receives x's channel count;
 4. :func:`select_scores` picks one scalar per image from the model's output; the methods
    differentiate the *sum* of these scalars, which gives each image its own gradient because a
-   model in eval mode treats the images of a batch independently.
+   model in eval mode treats the images of a batch independently. (A BatchNorm without running
+   statistics breaks this independence; the guard warns about it.)
 """
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..guard import model_guard
 
 __all__ = [
     "TargetLike",
     "Target",
     "check_input",
+    "check_channels",
     "as_target",
     "select_scores",
     "model_guard",
@@ -34,23 +40,19 @@ __all__ = [
     "LayerCapture",
     "capture_layer",
     "upsample_maps",
-    "first_conv_channels",
+    "check_choice",
+    "check_positive_int",
+    "input_gradient",
+    "batched_scores",
 ]
 
-#: What a method accepts as ``target``: a class index for every image, one index per image
-#: (a list or a 1-D integer tensor of length N), or a callable mapping the model output to one
-#: score per image (shape (N,)), e.g. ``lambda out: out[:, 0]`` for a regression output.
-TargetLike = Union[int, Sequence[int], torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+#: What a method accepts as ``target``: a class index for every image (int or NumPy integer),
+#: one index per image (a list, tuple, 1-D integer tensor or NumPy array of length N), or a
+#: callable mapping the model output (whatever the model returns: a tensor, tuple or dict) to
+#: one score per image (shape (N,)), e.g. ``lambda out: out[:, 0]`` for a regression output.
+TargetLike = Union[int, Sequence[int], torch.Tensor, np.ndarray, Callable[[Any], torch.Tensor]]
 
 _UPSAMPLE_MODES = ("bilinear", "nearest", None)
-
-
-def first_conv_channels(model: nn.Module) -> int | None:
-    """The input channels of the first ``nn.Conv2d`` registered in ``model``, or ``None``."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    return None
 
 
 def _model_device_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
@@ -60,23 +62,39 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dt
     return None, None
 
 
+def check_choice(value: object, choices: Sequence[object], name: str, method: str) -> None:
+    """Raise a one-line ``ValueError`` unless ``value`` is one of ``choices``."""
+    if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
+        shown = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{method}: {name} must be one of {shown}, got {value!r}")
+
+
+def check_positive_int(value: object, name: str, method: str, *, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum`` (NumPy integers accepted), else a one-line error."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise ValueError(f"{method}: {name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def check_input(x: torch.Tensor, model: nn.Module, *, method: str = "attribution") -> torch.Tensor:
     """Validate a batch of images and move it to the model's device and dtype.
 
     Args:
-        x: float tensor (N, C, H, W) with N >= 1.
-        model: the network; its first ``nn.Conv2d`` (if any) fixes the expected channel count and
-            its first floating-point parameter the device and dtype.
+        x: float tensor (N, C, H, W) with N >= 1 and finite values.
+        model: the network; its first floating-point parameter fixes the device and dtype.
         method: the caller's name, used in error messages.
 
     Returns:
         ``x`` on the model's device and dtype (the same tensor object when nothing changes; the
-        caller must not modify it in place).
+        caller must not modify it in place). A tensor made under ``torch.inference_mode()`` is
+        copied into an ordinary one, so gradients can flow from it.
 
     Raises:
-        TypeError: ``x`` is not a tensor or not floating point.
-        ValueError: wrong rank, empty batch, empty image or wrong channel count.
+        TypeError: ``model`` is not a module, ``x`` is not a tensor or not floating point.
+        ValueError: wrong rank, empty batch, empty image, NaN or infinite values.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{method}: model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{method}: x must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if not x.is_floating_point():
@@ -89,17 +107,42 @@ def check_input(x: torch.Tensor, model: nn.Module, *, method: str = "attribution
         raise ValueError(f"{method}: x must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}{hint}")
     if x.shape[0] == 0:
         raise ValueError(f"{method}: x is an empty batch (N = 0); pass at least one image")
-    if x.shape[2] == 0 or x.shape[3] == 0:
-        raise ValueError(f"{method}: x has an empty image, shape {tuple(x.shape)}")
-    channels = first_conv_channels(model)
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(
-            f"{method}: x has {x.shape[1]} channels but the model's first convolution expects {channels}"
-        )
+    if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{method}: x has an empty dimension, shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{method}: x contains NaN or infinite values")
+    if x.is_inference():
+        x = x.clone()  # outside inference mode the clone is an ordinary tensor
     device, dtype = _model_device_dtype(model)
     if device is not None:
         x = x.to(device=device, dtype=dtype)
     return x
+
+
+def check_channels(model: nn.Module, channels: int, handles: list, *, method: str = "attribution") -> None:
+    """Check, during the forward pass, that the first ``nn.Conv2d`` that runs gets ``channels``.
+
+    A static check (the first convolution *registered*) rejects valid models whose modules are
+    registered in another order than they run; this one looks at the convolution that actually
+    runs first and turns PyTorch's shape error into one line that names the layer. The hooks
+    are appended to ``handles`` (the guard removes them).
+    """
+    seen = {"done": False}
+    names = {module: name for name, module in model.named_modules()}
+
+    def pre_hook(module: nn.Module, inputs: tuple) -> None:
+        if seen["done"]:
+            return
+        seen["done"] = True
+        got = inputs[0].shape[1] if inputs and isinstance(inputs[0], torch.Tensor) and inputs[0].dim() >= 2 else None
+        if got is not None and got != module.in_channels:
+            where = f"the first convolution that runs, {names.get(module) or type(module).__name__!r},"
+            received = "" if got == channels else f" and received {got}"
+            raise ValueError(f"{method}: x has {channels} channels but {where} expects {module.in_channels}{received}")
+
+    for module in names:
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_pre_hook(pre_hook))
 
 
 @dataclass(frozen=True)
@@ -107,28 +150,54 @@ class Target:
     """A validated target: either class ``indices`` (N,) or a ``score_fn`` on the model output."""
 
     indices: torch.Tensor | None = None
-    score_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+    score_fn: Callable[[Any], torch.Tensor] | None = None
 
     @property
     def is_callable(self) -> bool:
         return self.score_fn is not None
 
+    def repeat(self, times: int) -> "Target":
+        """The target for a batch in which every image is repeated ``times`` times (image-major)."""
+        if self.indices is None:
+            return self
+        return Target(indices=self.indices.repeat_interleave(times))
+
+    def rows(self, start: int, stop: int) -> "Target":
+        """The target of rows ``start:stop`` of the batch."""
+        return self if self.indices is None else Target(indices=self.indices[start:stop])
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
 
 def as_target(target: TargetLike, n: int, *, method: str = "attribution") -> Target:
     """Turn ``target`` into a :class:`Target` for a batch of ``n`` images.
 
-    An int applies to every image; a list, tuple or 1-D integer tensor gives one index per image
-    and must have exactly ``n`` entries (a mismatch is an error, never a silent truncation); a
-    callable is applied to the model output and must return ``n`` scores. Negative indices are
-    rejected (they would silently count from the end). The upper bound is checked against the
-    model output in :func:`select_scores`.
+    An int (or NumPy integer) applies to every image; a list, tuple, 1-D integer tensor or
+    NumPy array gives one index per image and must have exactly ``n`` entries (a mismatch is an
+    error, never a silent truncation); a callable is applied to the model output and must
+    return ``n`` scores. Negative indices are rejected (they would silently count from the end).
+    The upper bound is checked against the model output in :func:`select_scores`.
     """
-    if callable(target) and not isinstance(target, torch.Tensor):
+    if isinstance(target, Target):
+        return target
+    if callable(target) and not isinstance(target, (torch.Tensor, np.ndarray)):
         return Target(score_fn=target)
-    if isinstance(target, bool):
+    if isinstance(target, (bool, np.bool_)):
         raise TypeError(f"{method}: target must be an int, a sequence of ints, a tensor or a callable, got a bool")
-    if isinstance(target, int):
-        indices = torch.full((n,), target, dtype=torch.long)
+    if target is None:
+        raise TypeError(f"{method}: target is required (a class index, one per image, or a callable on the output)")
+    if _is_int(target):
+        indices = torch.full((n,), int(target), dtype=torch.long)
+    elif isinstance(target, np.ndarray):
+        if not np.issubdtype(target.dtype, np.integer):
+            raise TypeError(f"{method}: a target array must hold integer class indices, got dtype {target.dtype}")
+        if target.ndim > 1:
+            raise ValueError(f"{method}: a target array must be 0-D or 1-D (one index per image), got shape {target.shape}")
+        indices = torch.as_tensor(target.astype(np.int64).reshape(-1))
+        if target.ndim == 0:
+            indices = indices.expand(n).clone()
     elif isinstance(target, torch.Tensor):
         if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
             raise TypeError(f"{method}: a target tensor must hold integer class indices, got dtype {target.dtype}")
@@ -139,9 +208,9 @@ def as_target(target: TargetLike, n: int, *, method: str = "attribution") -> Tar
         else:
             raise ValueError(f"{method}: a target tensor must be 0-D or 1-D (one index per image), got shape {tuple(target.shape)}")
     elif isinstance(target, (list, tuple)):
-        if not all(isinstance(t, int) and not isinstance(t, bool) for t in target):
+        if not all(_is_int(t) for t in target):
             raise TypeError(f"{method}: a target list must hold ints, got {target!r}")
-        indices = torch.tensor(list(target), dtype=torch.long)
+        indices = torch.tensor([int(t) for t in target], dtype=torch.long)
     else:
         raise TypeError(
             f"{method}: target must be an int, a sequence of ints, a tensor or a callable, got {type(target).__name__}"
@@ -153,17 +222,18 @@ def as_target(target: TargetLike, n: int, *, method: str = "attribution") -> Tar
     return Target(indices=indices)
 
 
-def select_scores(output: torch.Tensor, target: Target, *, method: str = "attribution") -> torch.Tensor:
+def select_scores(output: Any, target: Target, *, method: str = "attribution", n: int | None = None) -> torch.Tensor:
     """One score per image, shape (N,), from the model ``output`` and a validated ``target``.
 
-    With class indices the output must be (N, K) and every index < K; a callable must return a
-    tensor with N elements (shape (N,) or (N, 1)).
+    With class indices the output must be a tensor (N, K) and every index < K. A callable
+    receives the output as the model returned it (a tensor, a tuple, a dict, ...) and must
+    return a tensor with N elements (shape (N,) or (N, 1)); ``n`` is the batch size (default:
+    the output's first dimension).
     """
-    if not isinstance(output, torch.Tensor):
-        raise TypeError(f"{method}: the model must return a tensor, got {type(output).__name__}")
-    n = output.shape[0] if output.dim() else 0
     if target.score_fn is not None:
         scores = target.score_fn(output)
+        if n is None:
+            n = output.shape[0] if isinstance(output, torch.Tensor) and output.dim() else 0
         if not isinstance(scores, torch.Tensor):
             raise TypeError(f"{method}: the target callable must return a tensor, got {type(scores).__name__}")
         if scores.dim() == 2 and scores.shape[1] == 1:
@@ -175,6 +245,11 @@ def select_scores(output: torch.Tensor, target: Target, *, method: str = "attrib
             )
         return scores
     assert target.indices is not None
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(
+            f"{method}: the model returns a {type(output).__name__}, not a tensor of class scores; "
+            "pass a callable target that picks one score per image, e.g. lambda out: out[0][:, c]"
+        )
     if output.dim() != 2:
         raise ValueError(
             f"{method}: class-index targets need an output of shape (N, classes), got {tuple(output.shape)}; "
@@ -185,52 +260,6 @@ def select_scores(output: torch.Tensor, target: Target, *, method: str = "attrib
     if top >= num_classes:
         raise ValueError(f"{method}: target {top} is out of range for a model with {num_classes} outputs")
     return output.gather(1, target.indices.to(output.device).view(-1, 1))[:, 0]
-
-
-@contextlib.contextmanager
-def model_guard(model: nn.Module, *, freeze_parameters: bool = True) -> Iterator[list]:
-    """Run an attribution on ``model`` without leaving a trace on it.
-
-    Inside the block the model is in eval mode, gradients are enabled (also when the caller is
-    inside ``torch.no_grad()``) and, with ``freeze_parameters``, no parameter requires grad (the
-    methods need gradients w.r.t. inputs or activations only, so none are computed or stored for
-    the weights). The block gets a list; every hook handle appended to it is removed on exit.
-    On exit, even after an error, every module's ``training`` flag, every parameter's
-    ``requires_grad`` and ``.grad`` (the same tensor object) are exactly as before.
-
-    Example:
-        >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2)).train()
-        >>> with model_guard(net) as handles:
-        ...     handles.append(net.register_forward_hook(lambda m, i, o: None))
-        ...     net.training
-        False
-        >>> net.training, len(net._forward_hooks)
-        (True, 0)
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    modes = [(module, module.training) for module in model.modules()]
-    params = list(model.parameters())
-    grad_flags = [p.requires_grad for p in params]
-    grads = [p.grad for p in params]
-    handles: list = []
-    try:
-        model.eval()
-        if freeze_parameters:
-            for p in params:
-                p.requires_grad_(False)
-        with torch.enable_grad():
-            yield handles
-    finally:
-        for handle in handles:
-            handle.remove()
-        handles.clear()
-        for module, mode in modes:
-            module.training = mode
-        for p, flag, grad in zip(params, grad_flags, grads):
-            p.requires_grad_(flag)
-            p.grad = grad
 
 
 def resolve_layer(model: nn.Module, layer: nn.Module | str, *, method: str = "attribution") -> tuple[str, nn.Module]:
@@ -327,3 +356,56 @@ def upsample_maps(maps: torch.Tensor, size: tuple[int, int], mode: str | None, *
         return maps
     kwargs = {"align_corners": False} if mode == "bilinear" else {}
     return F.interpolate(maps.unsqueeze(1), size=size, mode=mode, **kwargs)[:, 0]
+
+
+def input_gradient(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target,
+    *,
+    method: str,
+    forward_context: Callable[[], Any] | None = None,
+) -> torch.Tensor:
+    """``d S_n / d x_n`` for every image n, shape (N, C, H, W): one forward and one backward pass.
+
+    ``x`` and ``target`` must already be checked; the function takes its own guard.
+    ``forward_context`` (a context-manager factory) wraps the forward pass only, e.g. the ReLU
+    rule of Guided Backpropagation.
+
+    Raises:
+        ValueError: the score does not depend on the input at all (no graph path; a zero
+            gradient, by contrast, is returned as zeros).
+    """
+    with model_guard(model, method=method) as handles:
+        check_channels(model, x.shape[1], handles, method=method)
+        inputs = x.detach().requires_grad_(True)
+        with forward_context() if forward_context is not None else contextlib.nullcontext():
+            output = model(inputs)
+        scores = select_scores(output, target, method=method, n=x.shape[0])
+        grad = None
+        if scores.requires_grad:
+            (grad,) = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
+    if grad is None:
+        raise ValueError(f"{method}: the target score does not depend on the input x (no path in the graph)")
+    return grad
+
+
+def batched_scores(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: Target,
+    *,
+    batch_size: int,
+    method: str,
+) -> torch.Tensor:
+    """Target scores (M,) of ``inputs`` (M, C, H, W), ``batch_size`` rows per forward pass, no gradients.
+
+    ``target`` holds one index per row (or a callable). The model must be guarded by the caller.
+    """
+    scores = torch.empty(inputs.shape[0], dtype=inputs.dtype, device=inputs.device)
+    with torch.no_grad():
+        for start in range(0, inputs.shape[0], batch_size):
+            stop = min(start + batch_size, inputs.shape[0])
+            out = model(inputs[start:stop])
+            scores[start:stop] = select_scores(out, target.rows(start, stop), method=method, n=stop - start)
+    return scores

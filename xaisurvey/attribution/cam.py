@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input, model_guard, resolve_layer, upsample_maps
+from ._core import TargetLike, as_target, check_channels, check_input, model_guard, resolve_layer, upsample_maps
 
 __all__ = ["cam"]
 
@@ -92,7 +92,8 @@ def cam(
         feature_name, take_input = repr(feature_name), False
 
     seen: dict[str, torch.Tensor] = {}
-    with model_guard(model) as handles, torch.no_grad():
+    with model_guard(model, needs_grad=False, method="cam") as handles, torch.no_grad():
+        check_channels(model, x.shape[1], handles, method="cam")
         if take_input:
             handles.append(feature_module.register_forward_pre_hook(lambda m, inp: seen.__setitem__("f", inp[0].clone())))
         else:

@@ -4,25 +4,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, capture_layer, check_input, model_guard, resolve_layer, select_scores, upsample_maps
+from ._cam import layer_pass, weighted_map
+from ._core import TargetLike, as_target, check_choice, check_input, resolve_layer
 
-__all__ = ["grad_cam"]
-
-_WEIGHTS = ("mean", "sum")
-
-
-def _check_options(weights: str, upsample: str | None, method: str) -> None:
-    if weights not in _WEIGHTS:
-        raise ValueError(f"{method}: weights must be 'mean' or 'sum', got {weights!r}")
-    if upsample not in ("bilinear", "nearest", None):
-        raise ValueError(f"{method}: upsample must be 'bilinear', 'nearest' or None, got {upsample!r}")
+__all__ = ["grad_cam", "grad_cam_weights"]
 
 
-def _weighted_maps(activation: torch.Tensor, gradient: torch.Tensor, *, weights: str, relu: bool) -> torch.Tensor:
-    """``sum_k alpha_k A^k`` at layer resolution, (N, h, w), from A and dS/dA, both (N, K, h, w)."""
-    alpha = gradient.mean(dim=(2, 3)) if weights == "mean" else gradient.sum(dim=(2, 3))
-    maps = torch.einsum("nk,nkhw->nhw", alpha, activation)
-    return maps.clamp(min=0) if relu else maps
+def grad_cam_weights(gradient: torch.Tensor, weights: str = "mean") -> torch.Tensor:
+    """Grad-CAM's channel weights ``alpha_k``, (N, K), from ``dS/dA`` (N, K, h, w)."""
+    return gradient.mean(dim=(2, 3)) if weights == "mean" else gradient.sum(dim=(2, 3))
 
 
 def grad_cam(
@@ -65,6 +55,10 @@ def grad_cam(
         (N, H, W) maps (or (N, h, w) with ``upsample=None``), not normalised; zero gradients
         give a zero map.
 
+    Raises:
+        ValueError: the target score does not depend on ``layer`` (no graph path), the layer is
+            not spatial or runs more than once, or an option is unknown.
+
     Example:
         >>> import torch
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
@@ -73,19 +67,10 @@ def grad_cam(
         torch.Size([2, 8, 8])
     """
     x = check_input(x, model, method="grad_cam")
-    _check_options(weights, upsample, "grad_cam")
+    check_choice(weights, ("mean", "sum"), "weights", "grad_cam")
+    check_choice(upsample, ("bilinear", "nearest", None), "upsample", "grad_cam")
     target_ = as_target(target, x.shape[0], method="grad_cam")
     name, module = resolve_layer(model, layer, method="grad_cam")
-    with model_guard(model) as handles:
-        capture = capture_layer(module, name, handles)
-        output = model(x)
-        activation = capture.spatial("grad_cam")
-        scores = select_scores(output, target_, method="grad_cam")
-        gradient = None
-        if scores.requires_grad:
-            (gradient,) = torch.autograd.grad(scores.sum(), activation, allow_unused=True)
-    activation = activation.detach()
-    if gradient is None:  # the target does not depend on this layer
-        gradient = torch.zeros_like(activation)
-    maps = _weighted_maps(activation, gradient, weights=weights, relu=relu)
-    return upsample_maps(maps, tuple(x.shape[-2:]), upsample, method="grad_cam")
+    recorded = layer_pass(model, x, target_, module, name, method="grad_cam")
+    alpha = grad_cam_weights(recorded.gradient, weights)
+    return weighted_map(recorded.activation, alpha, relu=relu, size=tuple(x.shape[-2:]), upsample=upsample, method="grad_cam")

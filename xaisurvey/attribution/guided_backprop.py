@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ._core import TargetLike, as_target, check_input, model_guard, select_scores
+from ._core import TargetLike, as_target, check_input, input_gradient
 from .normalize import reduce_channels
 
 __all__ = ["guided_backprop", "relu_backward_rule", "GuidedBackpropWarning", "RULES"]
@@ -55,6 +55,7 @@ class RuleState:
     box: _RuleBox
     relus: int = 0
     unhandled: list[str] = field(default_factory=list)
+    missed: dict[str, int] = field(default_factory=dict)  # ReLU-like calls the rule could not reach
     downstream: _RuleBox | None = None
     downstream_relus: int = 0
 
@@ -115,6 +116,8 @@ _RELU = {F.relu, torch.relu, torch.Tensor.relu}
 _RELU_INPLACE = {torch.relu_, torch.Tensor.relu_}
 _RELU6 = {F.relu6}
 _HARDTANH = {F.hardtanh}
+_CLAMP = {torch.clamp, torch.Tensor.clamp, torch.clamp_, torch.Tensor.clamp_, torch.clip, torch.Tensor.clip,
+          torch.clamp_min, torch.Tensor.clamp_min, torch.Tensor.clamp_min_}
 _OTHER = {
     F.leaky_relu: "leaky_relu", F.elu: "elu", F.selu: "selu", F.celu: "celu", F.gelu: "gelu",
     F.silu: "silu", F.mish: "mish", F.hardswish: "hardswish", F.softplus: "softplus",
@@ -124,6 +127,31 @@ _OTHER = {
 
 def _arg(args: tuple, kwargs: dict, index: int, name: str, default: object) -> object:
     return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+def _is_relu_clamp(func, args: tuple, kwargs: dict) -> bool:  # noqa: ANN001
+    if func in (torch.clamp_min, torch.Tensor.clamp_min, torch.Tensor.clamp_min_):
+        low, high = _arg(args, kwargs, 1, "min", None), None
+    else:
+        low, high = _arg(args, kwargs, 1, "min", None), _arg(args, kwargs, 2, "max", None)
+    return high is None and isinstance(low, (int, float)) and float(low) == 0.0
+
+
+def _scripted_relus(model: nn.Module | None) -> dict[str, int]:
+    """ReLU calls inside TorchScript submodules, which no Python-level mode can intercept."""
+    found: dict[str, int] = {}
+    if model is None:
+        return found
+    for name, module in model.named_modules():
+        if isinstance(module, torch.jit.ScriptModule):
+            try:
+                graph = str(module.inlined_graph)
+            except (AttributeError, RuntimeError):
+                graph = ""
+            count = sum(graph.count(op) for op in ("aten::relu(", "aten::relu_(", "aten::relu6(", "aten::hardtanh("))
+            if count:
+                found[f"ReLU in scripted module {name or type(module).__name__!r}"] = count
+    return found
 
 
 class _SwapReLUs(TorchFunctionMode):
@@ -154,6 +182,10 @@ class _SwapReLUs(TorchFunctionMode):
         if func in _HARDTANH and float(_arg(args, kwargs, 1, "min_val", -1.0)) == 0.0:
             upper = float(_arg(args, kwargs, 2, "max_val", 1.0))
             return self._apply(args[0], bool(_arg(args, kwargs, 3, "inplace", False)), upper)
+        if func in _CLAMP and _is_relu_clamp(func, args, kwargs):
+            # clamp(min=0) computes a ReLU, but replacing it would change code that may mean
+            # something else (a value range): it keeps its plain gradient, and is counted.
+            self.state.missed["clamp(min=0)"] = self.state.missed.get("clamp(min=0)", 0) + 1
         if func in _OTHER or func in _HARDTANH:
             name = _OTHER.get(func, "hardtanh")
             if name not in self.state.unhandled:
@@ -162,12 +194,16 @@ class _SwapReLUs(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def relu_backward_rule(rule: str = "guided", *, method: str = "guided_backprop") -> Iterator[RuleState]:
+def relu_backward_rule(rule: str = "guided", *, method: str = "guided_backprop",
+                       model: nn.Module | None = None) -> Iterator[RuleState]:
     """Within the block, every ReLU called in a forward pass backpropagates with ``rule``.
 
     Run only the forward pass inside the block; the backward pass may run after it (the rule
     travels with the graph). On exit a :class:`GuidedBackpropWarning` names activations the
-    rule was not applied to, or says that no ReLU ran.
+    rule was not applied to, says that no ReLU ran, or -- when ReLU-like operations ran that
+    the rule could not reach (``clamp(min=0)``; ReLUs inside a TorchScript submodule of
+    ``model``) -- gives the count of what was and what was not guided, since the result then
+    mixes two rules.
 
     Example:
         >>> import torch
@@ -182,6 +218,16 @@ def relu_backward_rule(rule: str = "guided", *, method: str = "guided_backprop")
     state = RuleState(rule=rule, box=_RuleBox(rule))
     with _SwapReLUs(state):
         yield state
+    state.missed.update(_scripted_relus(model))
+    if state.missed and rule != "gradient":
+        missed = ", ".join(f"{what} x{count}" for what, count in state.missed.items())
+        warnings.warn(
+            f"{method}: the {rule!r} rule was applied at {state.relus} ReLU call(s), but "
+            f"{sum(state.missed.values())} ReLU-like operation(s) kept the plain gradient ({missed}); "
+            "the result mixes the two rules",
+            GuidedBackpropWarning,
+            stacklevel=4,
+        )
     if state.unhandled:
         warnings.warn(
             f"{method}: the model uses {', '.join(state.unhandled)}, which the {rule!r} rule does not apply to; "
@@ -189,7 +235,7 @@ def relu_backward_rule(rule: str = "guided", *, method: str = "guided_backprop")
             GuidedBackpropWarning,
             stacklevel=4,
         )
-    if state.relus == 0:
+    if state.relus == 0 and not state.missed:
         warnings.warn(
             f"{method}: no ReLU ran in the forward pass, so the {rule!r} rule changed nothing: "
             "the result is the plain gradient",
@@ -244,16 +290,8 @@ def guided_backprop(
     target_ = as_target(target, x.shape[0], method="guided_backprop")
     if rule not in RULES:
         raise ValueError(f"guided_backprop: rule must be one of {', '.join(RULES)}, got {rule!r}")
-    with model_guard(model):
-        inputs = x.detach().requires_grad_(True)
-        with relu_backward_rule(rule, method="guided_backprop"):
-            output = model(inputs)
-        scores = select_scores(output, target_, method="guided_backprop")
-        grad = None
-        if scores.requires_grad:
-            (grad,) = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
-    if grad is None:
-        grad = torch.zeros_like(inputs)
+    grad = input_gradient(model, x, target_, method="guided_backprop",
+                          forward_context=lambda: relu_backward_rule(rule, method="guided_backprop", model=model))
     if absolute:
         grad = grad.abs()
     return grad if reduce is None else reduce_channels(grad, reduce)

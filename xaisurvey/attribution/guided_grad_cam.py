@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, capture_layer, check_input, model_guard, resolve_layer, select_scores, upsample_maps
-from .grad_cam import _check_options, _weighted_maps
-from .guided_backprop import relu_backward_rule
+from ._cam import layer_pass, weighted_map
+from ._core import TargetLike, as_target, check_choice, check_input, resolve_layer
+from .grad_cam import grad_cam_weights
 from .normalize import reduce_channels
 
 __all__ = ["guided_grad_cam"]
@@ -54,34 +54,15 @@ def guided_grad_cam(
         torch.Size([2, 3, 8, 8])
     """
     x = check_input(x, model, method="guided_grad_cam")
-    _check_options(weights, upsample, "guided_grad_cam")
+    check_choice(weights, ("mean", "sum"), "weights", "guided_grad_cam")
     if upsample is None:
         raise ValueError("guided_grad_cam: upsample must be 'bilinear' or 'nearest' (the map multiplies the input-size gradient)")
+    check_choice(upsample, ("bilinear", "nearest"), "upsample", "guided_grad_cam")
     target_ = as_target(target, x.shape[0], method="guided_grad_cam")
     name, module = resolve_layer(model, layer, method="guided_grad_cam")
-    with model_guard(model) as handles:
-        inputs = x.detach().requires_grad_(True)
-        capture = capture_layer(module, name, handles)
-        with relu_backward_rule("guided", method="guided_grad_cam") as state:
-            capture.on_capture.append(state.start_downstream)
-            output = model(inputs)
-        activation = capture.spatial("guided_grad_cam")
-        scores = select_scores(output, target_, method="guided_grad_cam")
-        grad_x = grad_a = None
-        if scores.requires_grad:
-            total = scores.sum()
-            if state.downstream_relus == 0:  # nothing to switch: one backward gives both gradients
-                grad_x, grad_a = torch.autograd.grad(total, (inputs, activation), allow_unused=True)
-            else:
-                assert state.downstream is not None
-                state.downstream.rule = "gradient"
-                (grad_a,) = torch.autograd.grad(total, activation, retain_graph=True, allow_unused=True)
-                state.downstream.rule = "guided"
-                (grad_x,) = torch.autograd.grad(total, inputs, allow_unused=True)
-    activation = activation.detach()
-    grad_x = torch.zeros_like(inputs) if grad_x is None else grad_x
-    grad_a = torch.zeros_like(activation) if grad_a is None else grad_a
-    maps = _weighted_maps(activation, grad_a, weights=weights, relu=relu)
-    maps = upsample_maps(maps, tuple(x.shape[-2:]), upsample, method="guided_grad_cam")
-    result = grad_x * maps.unsqueeze(1)
+    recorded = layer_pass(model, x, target_, module, name, method="guided_grad_cam", input_rule="guided")
+    alpha = grad_cam_weights(recorded.gradient, weights)
+    maps = weighted_map(recorded.activation, alpha, relu=relu, size=tuple(x.shape[-2:]), upsample=upsample,
+                        method="guided_grad_cam")
+    result = recorded.input_gradient * maps.unsqueeze(1)
     return result if reduce is None else reduce_channels(result, reduce)

@@ -4,25 +4,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input, model_guard, select_scores
+from ._core import TargetLike, as_target, check_input, input_gradient
 from .normalize import reduce_channels
 
 __all__ = ["saliency"]
-
-
-def _input_gradients(model: nn.Module, x: torch.Tensor, target: TargetLike, *, method: str) -> torch.Tensor:
-    """d score_n / d x_n for every image n, shape (N, C, H, W); one forward and one backward.
-
-    ``x`` must already be checked; the caller holds no guard (this function takes its own).
-    """
-    target_ = as_target(target, x.shape[0], method=method)
-    with model_guard(model):
-        inputs = x.detach().requires_grad_(True)
-        scores = select_scores(model(inputs), target_, method=method)
-        if not scores.requires_grad:  # the output does not depend on the input at all
-            return torch.zeros_like(inputs)
-        (grad,) = torch.autograd.grad(scores.sum(), inputs, allow_unused=True)
-    return torch.zeros_like(inputs) if grad is None else grad
 
 
 def saliency(
@@ -57,6 +42,10 @@ def saliency(
         (N, C, H, W), or (N, H, W) with ``reduce``; on the model's device and dtype; not
         normalised. Zero gradients give a zero map.
 
+    Raises:
+        ValueError: the target score does not depend on ``x`` at all (no graph path).
+        RuntimeError: called inside ``torch.inference_mode()``.
+
     Example:
         >>> import torch
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
@@ -64,7 +53,7 @@ def saliency(
         torch.Size([4, 8, 8])
     """
     x = check_input(x, model, method="saliency")
-    grad = _input_gradients(model, x, target, method="saliency")
+    grad = input_gradient(model, x, as_target(target, x.shape[0], method="saliency"), method="saliency")
     if absolute:
         grad = grad.abs()
     return grad if reduce is None else reduce_channels(grad, reduce)

@@ -4,9 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input
+from ._core import TargetLike, as_target, check_input, check_positive_int, input_gradient
 from .normalize import reduce_channels
-from .saliency import _input_gradients
 
 __all__ = ["smoothgrad"]
 
@@ -42,8 +41,10 @@ def smoothgrad(
         squared: average squared gradients instead of gradients.
         absolute: take ``|.|`` of the average (for display; the paper averages signed gradients).
         reduce: ``None`` keeps the channels; otherwise a ``reduce_channels`` name, giving (N, H, W).
-        batch_size: noisy images per forward pass (memory versus speed; the result does not
-            depend on it).
+        batch_size: noisy images per forward pass. It bounds the extra memory: only one batch
+            of noisy copies and its gradients exist at a time, and the per-image sums are
+            accumulated as they come. The result does not depend on it: the noise of copy i of
+            image n is the same whatever the batch size.
         seed: seed of the noise generator; the same seed gives the same map.
 
     Returns:
@@ -56,31 +57,27 @@ def smoothgrad(
         torch.Size([2, 3, 8, 8])
     """
     x = check_input(x, model, method="smoothgrad")
-    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
-        raise ValueError(f"smoothgrad: samples must be a positive int, got {samples!r}")
-    if not noise_level >= 0:
-        raise ValueError(f"smoothgrad: noise_level must be >= 0, got {noise_level!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"smoothgrad: batch_size must be a positive int, got {batch_size!r}")
+    samples = check_positive_int(samples, "samples", "smoothgrad")
+    batch_size = check_positive_int(batch_size, "batch_size", "smoothgrad")
+    if not isinstance(noise_level, (int, float)) or isinstance(noise_level, bool) or not noise_level >= 0 \
+            or noise_level == float("inf"):
+        raise ValueError(f"smoothgrad: noise_level must be a finite number >= 0, got {noise_level!r}")
     n = x.shape[0]
-    target_ = as_target(target, n, method="smoothgrad")  # validate the count before any work
-    # Repeat the targets alongside the images: image-major order, sample index fastest.
-    if target_.indices is not None:
-        per_copy: object = target_.indices.repeat_interleave(samples)
-    else:
-        per_copy = target_.score_fn
-    span = (x.reshape(n, -1).amax(dim=1) - x.reshape(n, -1).amin(dim=1)).view(n, 1, 1, 1, 1)
+    target_ = as_target(target, n, method="smoothgrad").repeat(samples)  # image-major, sample fastest
+    span = x.reshape(n, -1).amax(dim=1) - x.reshape(n, -1).amin(dim=1)
     sigma = noise_level * span
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    noise = torch.randn((n, samples) + tuple(x.shape[1:]), generator=generator, dtype=x.dtype).to(x.device)
-    noisy = (x.unsqueeze(1) + sigma * noise).reshape((n * samples,) + tuple(x.shape[1:]))
-    total = torch.zeros_like(noisy)
-    for start in range(0, noisy.shape[0], batch_size):
-        stop = min(start + batch_size, noisy.shape[0])
-        chunk_target = per_copy[start:stop] if isinstance(per_copy, torch.Tensor) else per_copy
-        grad = _input_gradients(model, noisy[start:stop], chunk_target, method="smoothgrad")
-        total[start:stop] = grad * grad if squared else grad
-    result = total.reshape((n, samples) + tuple(x.shape[1:])).mean(dim=1)
+    total = torch.zeros_like(x)
+    for start in range(0, n * samples, batch_size):
+        stop = min(start + batch_size, n * samples)
+        rows = torch.arange(start, stop) // samples  # the image of each noisy copy
+        # One draw per copy, in copy order: the same noise whatever the batch size.
+        noise = torch.stack([torch.randn(x.shape[1:], generator=generator, dtype=x.dtype) for _ in range(stop - start)])
+        noisy = x[rows] + sigma[rows].view(-1, 1, 1, 1) * noise.to(x.device)
+        grad = input_gradient(model, noisy, target_.rows(start, stop), method="smoothgrad")
+        total.index_add_(0, rows.to(x.device), grad * grad if squared else grad)
+        del noise, noisy, grad
+    result = total / samples
     if absolute:
         result = result.abs()
     return result if reduce is None else reduce_channels(result, reduce)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ._core import TargetLike, as_target, check_input, model_guard
+from ._core import TargetLike, as_target, check_channels, check_input, model_guard
 from .normalize import minmax
 
 __all__ = ["visual_backprop", "visual_backprop_trace", "VisualBackPropTrace"]
@@ -250,7 +250,8 @@ def visual_backprop_trace(
         return hook
 
     pools = _RecordPoolIndices()
-    with model_guard(model, freeze_parameters=False) as handles, torch.no_grad():
+    with model_guard(model, freeze_parameters=False, needs_grad=False, method="visual_backprop") as handles, torch.no_grad():
+        check_channels(model, x.shape[1], handles, method="visual_backprop")
         for name, module in leaves:
             if maxpool == "unpool" and isinstance(module, nn.MaxPool2d):
                 handles.append(module.register_forward_pre_hook(pools.enter))

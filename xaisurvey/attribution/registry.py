@@ -1,0 +1,211 @@
+"""The method registry: one table that describes every attribution method of the package.
+
+The command line (``xaisurvey explain --method``), the benchmark's task list, the API page, the
+evaluation chapters and the shared contract tests (``tests/attribution/test_contract.py``) all
+read :data:`METHODS`. Adding a method is one module in :mod:`xaisurvey.attribution` plus one
+:class:`MethodSpec` entry in :data:`_TABLE` below; the contract tests then check it without
+another line (batch independence, target forms, dtypes, flat inputs, the model left unchanged).
+
+Example:
+    >>> from xaisurvey.attribution import registry
+    >>> spec = registry.get("grad-cam")          # the CLI spelling works too
+    >>> spec.name, spec.family, spec.needs_layer, spec.floor
+    ('grad_cam', 'cam', True, 'backward_to_layer')
+    >>> [s.name for s in registry.available(family="gradient")][:2]
+    ['saliency', 'smoothgrad']
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .cam import cam
+from .grad_cam import grad_cam
+from .guided_backprop import guided_backprop
+from .guided_grad_cam import guided_grad_cam
+from .normalize import reduce_channels
+from .saliency import saliency
+from .smoothgrad import smoothgrad
+from .visual_backprop import visual_backprop
+
+__all__ = ["MethodSpec", "FAMILIES", "FLOORS", "METHODS", "get", "available", "explain", "cost_passes"]
+
+#: The families of the taxonomy (the synthesis chapter groups methods by them).
+FAMILIES = {
+    "gradient": "gradients of the score w.r.t. the input, possibly with modified backward rules",
+    "cam": "feature maps of one layer weighted per channel (class activation mapping)",
+    "activation": "feature maps alone, no class and no gradient",
+    "perturbation": "the change of the score when parts of the input are removed (black box)",
+    "path": "gradients integrated along a path from a baseline to the input",
+    "relevance": "the score redistributed layer by layer by propagation rules",
+}
+
+#: Cost floors: the least work any implementation of the method needs, measured by the benchmark.
+FLOORS = {
+    "forward": "one forward pass without gradients",
+    "backward_to_layer": "one forward pass and one backward pass that stops at the layer",
+    "backward_to_input": "one forward pass and one backward pass to the input",
+    "n_forward": "n forward passes of the (perturbed) batch, no gradients",
+    "n_backward_to_input": "n forward and backward passes to the input",
+    "n_backward_to_layer": "n forward and backward passes that stop at the layer",
+}
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One attribution method, as the rest of the package sees it.
+
+    Attributes:
+        name: the Python name, e.g. ``"grad_cam"`` (the CLI spells it ``"grad-cam"``).
+        function: ``f(model, x, target, **options) -> torch.Tensor``.
+        family: a key of :data:`FAMILIES`.
+        needs_layer: the function takes a required ``layer=`` (a module or dotted name).
+        class_sensitive: the map depends on the target class by construction (``False`` for
+            VisualBackProp, which ignores the target).
+        floor: a key of :data:`FLOORS`; with ``passes`` it gives the cost floor.
+        output: ``"map"`` for (N, H, W) or ``"input"`` for (N, C, H, W) attributions.
+        paper: the reference, as cited in the book.
+        to_map: the channel reduction (a :func:`reduce_channels` name) that turns an ``"input"``
+            attribution into one map per image for display and evaluation.
+        defaults: options the book, the CLI and the evaluation use (the function's defaults
+            when empty).
+        quick: options that make the method cheap for the tests (fewer samples or steps).
+        passes: the ``n`` of an ``n_*`` floor from the options in use.
+        accepts_callable_target: callables on the output are allowed as targets.
+    """
+
+    name: str
+    function: Callable[..., torch.Tensor]
+    family: str
+    needs_layer: bool
+    class_sensitive: bool
+    floor: str
+    output: str
+    paper: str
+    to_map: str = "max_abs"
+    defaults: dict[str, Any] = field(default_factory=dict)
+    quick: dict[str, Any] = field(default_factory=dict)
+    passes: Callable[[dict[str, Any]], int] | None = None
+    accepts_callable_target: bool = True
+
+    @property
+    def cli_name(self) -> str:
+        return self.name.replace("_", "-")
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"method {self.name!r}: unknown family {self.family!r}")
+        if self.floor not in FLOORS:
+            raise ValueError(f"method {self.name!r}: unknown floor {self.floor!r}")
+        if self.output not in ("map", "input"):
+            raise ValueError(f"method {self.name!r}: output must be 'map' or 'input'")
+        if self.floor.startswith("n_") and self.passes is None:
+            raise ValueError(f"method {self.name!r}: an n-pass floor needs passes=")
+
+
+_TABLE: list[MethodSpec] = [
+    MethodSpec(
+        name="saliency", function=saliency, family="gradient", needs_layer=False, class_sensitive=True,
+        floor="backward_to_input", output="input", paper="Simonyan, Vedaldi and Zisserman (2014)",
+    ),
+    MethodSpec(
+        name="smoothgrad", function=smoothgrad, family="gradient", needs_layer=False, class_sensitive=True,
+        floor="n_backward_to_input", output="input", paper="Smilkov et al. (2017)",
+        defaults={"samples": 50, "noise_level": 0.15}, quick={"samples": 3},
+        passes=lambda options: int(options.get("samples", 50)),
+    ),
+    MethodSpec(
+        name="guided_backprop", function=guided_backprop, family="gradient", needs_layer=False,
+        class_sensitive=True, floor="backward_to_input", output="input",
+        paper="Springenberg et al. (2015)",
+    ),
+    MethodSpec(
+        name="cam", function=cam, family="cam", needs_layer=False, class_sensitive=True, floor="forward",
+        output="map", paper="Zhou et al. (2016)", accepts_callable_target=False,
+    ),
+    MethodSpec(
+        name="grad_cam", function=grad_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="backward_to_layer", output="map", paper="Selvaraju et al. (2017)",
+    ),
+    MethodSpec(
+        name="guided_grad_cam", function=guided_grad_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="backward_to_input", output="input", paper="Selvaraju et al. (2017)",
+    ),
+    MethodSpec(
+        name="visual_backprop", function=visual_backprop, family="activation", needs_layer=False,
+        class_sensitive=False, floor="forward", output="map", paper="Bojarski et al. (2016)",
+    ),
+]
+
+#: Every registered method by name, in the book's order.
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _TABLE}
+
+
+def get(name: str) -> MethodSpec:
+    """The spec of ``name`` (``"grad_cam"`` or the CLI spelling ``"grad-cam"``).
+
+    Raises:
+        KeyError: unknown name; the message lists close matches.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"method name must be a str, got {type(name).__name__}")
+    key = name.strip().lower().replace("-", "_")
+    if key in METHODS:
+        return METHODS[key]
+    close = difflib.get_close_matches(key, list(METHODS), n=3)
+    hint = f"; did you mean {', '.join(c.replace('_', '-') for c in close)}?" if close else ""
+    raise KeyError(f"unknown method {name!r}{hint} (known: {', '.join(s.cli_name for s in METHODS.values())})")
+
+
+def available(*, family: str | None = None) -> list[MethodSpec]:
+    """The registered methods, in the book's order, optionally of one ``family``."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; families: {', '.join(FAMILIES)}")
+    return [s for s in METHODS.values() if family is None or s.family == family]
+
+
+def cost_passes(spec: MethodSpec, options: dict[str, Any] | None = None) -> int:
+    """How many passes of the floor's kind the method needs with ``options`` (1 for single-pass floors)."""
+    if spec.passes is None:
+        return 1
+    return spec.passes({**spec.defaults, **(options or {})})
+
+
+def explain(
+    name: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Any,
+    *,
+    layer: nn.Module | str | None = None,
+    **options: Any,
+) -> torch.Tensor:
+    """Run the registered method ``name`` and return one map per image, (N, H, W).
+
+    The spec's ``defaults`` are used unless ``options`` override them; ``layer`` is passed to
+    methods that need one (and must then be given); ``"input"`` attributions are reduced over
+    the channels with the spec's ``to_map``.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> explain("grad-cam", net, torch.rand(2, 3, 8, 8), 1, layer="1").shape
+        torch.Size([2, 8, 8])
+    """
+    spec = get(name)
+    kwargs = {**spec.defaults, **options}
+    if spec.needs_layer:
+        if layer is None:
+            raise ValueError(f"{spec.name}: needs layer= (a module of the model or its dotted name)")
+        kwargs["layer"] = layer
+    elif layer is not None:
+        raise ValueError(f"{spec.name}: takes no layer (got layer={layer!r})")
+    result = spec.function(model, x, target, **kwargs)
+    if spec.output == "input":
+        result = reduce_channels(result, spec.to_map)
+    return result
