@@ -15,6 +15,8 @@ endif
 endif
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
+# Every claim a chapter checks (xaisurvey.claims.Ledger) is recorded here for the Claims appendix.
+export XAISURVEY_CLAIMS_DIR ?= $(abspath _build/claims)
 
 .PHONY: book test check-site install notebooks benchmark clean
 
