@@ -69,6 +69,13 @@ FLOOR_INPUT = "forward + backward to input"
 TIME_TARGETS = {"grad_cam": 1.05, "guided_backprop": 1.05, "guided_grad_cam": 1.10, "visual_backprop": 1.20}
 MEMORY_TARGET = 1.10
 
+#: Modules beside this file that add the tasks of one family of methods (their floors, our
+#: methods and the peers'). Each defines ``tasks(model, x, target, *, peers) -> list[Task]`` and
+#: may define ``TIME_TARGETS`` (merged into the table above) and ``MEMORY_TARGETS`` (task name ->
+#: memory ratio target, for methods whose floor is not one pass).
+FAMILY_MODULES: list[str] = []
+MEMORY_TARGETS: dict[str, float] = {}
+
 #: glibc keeps freed blocks for reuse and raises its mmap threshold as large blocks are freed,
 #: so without these settings the resident size during a call depends on the allocation history
 #: (repeated runs of one task varied by +-30%). With a fixed threshold every block of 64 KiB or
@@ -137,8 +144,22 @@ def _floor_backward_to_input(model: nn.Module, x: torch.Tensor, target: torch.Te
     return run
 
 
+def family_modules() -> list[object]:
+    """The imported ``FAMILY_MODULES``; their time targets are merged into ``TIME_TARGETS``."""
+    import importlib
+
+    bench_dir = str(Path(__file__).resolve().parent)
+    if bench_dir not in sys.path:
+        sys.path.insert(0, bench_dir)
+    modules = [importlib.import_module(name) for name in FAMILY_MODULES]
+    for module in modules:
+        TIME_TARGETS.update(getattr(module, "TIME_TARGETS", {}))
+        MEMORY_TARGETS.update(getattr(module, "MEMORY_TARGETS", {}))
+    return modules
+
+
 def build_tasks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, peers: bool = True) -> list[Task]:
-    """Every timed task: the three floors, our five methods, and (optionally) the peers."""
+    """Every timed task: the three floors, our five methods, the family modules' tasks, and (optionally) the peers."""
     targets = target.tolist()
     tasks = [
         Task(FLOOR_FORWARD, "floor", None, _floor_forward(model, x)),
@@ -150,6 +171,8 @@ def build_tasks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, peer
         Task("visual_backprop", "ours", FLOOR_FORWARD, lambda: visual_backprop(model, x)),
         Task("saliency", "ours", FLOOR_INPUT, lambda: saliency(model, x, targets)),
     ]
+    for module in family_modules():
+        tasks += module.tasks(model, x, target, peers=peers)
     if not peers:
         return tasks
     from captum.attr import GuidedBackprop, GuidedGradCam, LayerAttribution, LayerGradCam
@@ -322,7 +345,7 @@ def summarise(tasks: list[Task], times: dict[str, list[float]], memory: dict[str
         mem, floor_mem = memory.get(task.name), memory.get(floor or task.name)
         mem_ratio = None if (mem is None or not floor_mem) else mem / floor_mem
         time_target = TIME_TARGETS.get(task.name) if task.group == "ours" else None
-        memory_target = MEMORY_TARGET if task.group == "ours" and task.name in TIME_TARGETS else None
+        memory_target = MEMORY_TARGETS.get(task.name, MEMORY_TARGET) if task.group == "ours" and task.name in TIME_TARGETS else None
         rows.append(
             {
                 "task": task.name,

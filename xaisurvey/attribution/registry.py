@@ -74,6 +74,8 @@ class MethodSpec:
         defaults: options the book, the CLI and the evaluation use (the function's defaults
             when empty).
         quick: options that make the method cheap for the tests (fewer samples or steps).
+        evaluation: options the evaluation battery uses (settings chosen to fit the book's time
+            budget, stated in the evaluation chapters); the ``defaults`` when empty.
         passes: the ``n`` of an ``n_*`` floor from the options in use.
         accepts_callable_target: callables on the output are allowed as targets.
     """
@@ -89,6 +91,7 @@ class MethodSpec:
     to_map: str = "max_abs"
     defaults: dict[str, Any] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
     passes: Callable[[dict[str, Any]], int] | None = None
     accepts_callable_target: bool = True
 
