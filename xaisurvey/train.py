@@ -192,7 +192,7 @@ def evaluate(model: nn.Module, data: Data, task: Task = "classification", batch_
     device = reference.device if reference is not None else torch.device("cpu")
     dtype = reference.dtype if reference is not None else None
     loss_sum, metric_sum = 0.0, 0.0
-    with model_guard(model, freeze_parameters=False, needs_grad=False, method="evaluate"):
+    with model_guard(model, needs_grad=False, method="evaluate"):
         for start in range(0, images.shape[0], batch_size):
             x = images[start:start + batch_size].to(device)
             if dtype is not None and x.is_floating_point():
