@@ -13,14 +13,14 @@ model that memorised noise should not get the same maps as one that learnt the t
 
 Conventions: randomisation happens on deep copies (the caller's model is never modified: its
 explanations run under :func:`~xaisurvey.guard.model_guard`, which restores every module's
-training flag, ``requires_grad``, ``.grad`` and buffers, also after an error); :func:`sanity_check`
-builds one randomised copy at a time and drops it before the next, so its peak memory is the
-model plus one copy whatever the number of stages; a
-layer is re-initialised with PyTorch's own initialiser (``reset_parameters``: random for
-convolutions and linear layers, identity for batch normalisation, whose running statistics are
-reset too), under a seed derived from ``seed`` and the layer's position, so a layer gets the
-same random weights in both modes. Maps with a channel axis are summed over it. Similarity is
-Spearman's rank correlation (signed and of absolute values) and SSIM, per image.
+training flag, ``requires_grad``, ``.grad`` and buffers, also after an error);
+:func:`sanity_check` builds one randomised copy at a time and drops it before the next, so its
+peak memory is the model plus one copy whatever the number of stages; a layer is re-initialised
+with PyTorch's own initialiser (``reset_parameters``: random for convolutions and linear layers,
+identity for batch normalisation, whose running statistics are reset too), under a seed derived
+from ``seed`` and the layer's position, so a layer gets the same random weights in both modes
+(and on every device: the draws are made on the CPU). Maps with a channel axis are summed over
+it. Similarity is Spearman's rank correlation (signed and of absolute values) and SSIM, per image.
 """
 from __future__ import annotations
 
@@ -65,15 +65,25 @@ def _reinitialise(module: nn.Module, name: str, seed: int) -> None:
     owners = [m for m in module.modules() if any(True for _ in m.parameters(recurse=False))]
     if not owners:
         raise ValueError(f"layer {name!r} has no parameters to randomise")
+    for m in owners:
+        if not hasattr(m, "reset_parameters"):
+            raise ValueError(f"layer {name!r} contains a {type(m).__name__} without reset_parameters(); "
+                             "pass a different layer list")
+    # The draws happen on a CPU twin of each module, under a forked CPU generator: the random
+    # weights are the same whatever the model's device, and no global generator (CPU or CUDA)
+    # is advanced.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for m in owners:
-            if not hasattr(m, "reset_parameters"):
-                raise ValueError(f"layer {name!r} contains a {type(m).__name__} without reset_parameters(); "
-                                 "pass a different layer list")
-            m.reset_parameters()
-            if hasattr(m, "reset_running_stats"):
-                m.reset_running_stats()
+            twin = copy.deepcopy(m).cpu()
+            twin.reset_parameters()
+            if hasattr(twin, "reset_running_stats"):
+                twin.reset_running_stats()
+            with torch.no_grad():
+                for mine, drawn in zip(m.parameters(), twin.parameters()):
+                    mine.copy_(drawn)
+                for mine, drawn in zip(m.buffers(), twin.buffers()):
+                    mine.copy_(drawn)
 
 
 def _layer_seed(seed: int, position: int) -> int:
