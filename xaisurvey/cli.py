@@ -8,8 +8,8 @@
 
 ``explain`` writes one overlay PNG per image into OUT, named ``<image>_<method>_<class>.png``,
 and prints each image's predicted class with its probability. The model defaults to the
-pretrained ImageNet MobileNet (:data:`DEFAULT_MODEL`), the method to Grad-CAM; the methods are
-those of the registry (:func:`xaisurvey.attribution.registry.available`, in their CLI
+pretrained ImageNet MobileNet (``mobilenet_v1_025_imagenet``), the method to Grad-CAM; the
+methods are those of the registry (:func:`xaisurvey.attribution.available`, in their CLI
 spelling), and the methods that need a layer use the model's default target layer unless
 ``--layer`` names another. Every argument is checked and every image is read and classified
 before anything is written; the PNGs are written to a temporary folder that is moved into OUT
