@@ -425,6 +425,53 @@ def to_html(rows: list[dict[str, object]]) -> str:
     return "\n".join(out)
 
 
+def plot_ratios(rows: list[dict[str, object]], *, title: str = "") -> object:
+    """Each task's time ratio to its floor: the median over rounds (dot) and the middle half of
+    the rounds (bar), ours and the peers, grouped by floor, with the targets (ticks)."""
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if r["floor"]]
+    floors = list(dict.fromkeys(str(r["floor"]) for r in shown))
+    shown.sort(key=lambda r: (floors.index(str(r["floor"])), r["group"] != "ours", str(r["task"])))
+    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(shown) + 1.0))
+    y = list(range(len(shown)))[::-1]
+    for yi, row in zip(y, shown):
+        colour = "tab:blue" if row["group"] == "ours" else "tab:gray"
+        ax.plot([row["ratio_q1"], row["ratio_q3"]], [yi, yi], color=colour, lw=3, alpha=0.45, solid_capstyle="butt")
+        ax.plot(row["ratio_to_floor"], yi, "o", color=colour, ms=4)
+        if row["time_target"] is not None:
+            ax.plot(row["time_target"], yi, "|", color="tab:red", ms=10, mew=1.5)
+    ax.set_yticks(y, [str(r["task"]) for r in shown], fontsize=7)
+    for label, row in zip(ax.get_yticklabels(), shown):
+        label.set_color("black" if row["group"] == "ours" else "dimgray")
+    ax.axvline(1.0, color="black", lw=0.6)
+    ax.set_xscale("log")
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0)))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(FormatStrFormatter(""))
+    ax.set_xlabel("time / floor time (log scale)")
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def to_compact_html(rows: list[dict[str, object]]) -> str:
+    """A narrow table: task, library, floor, median time, ratio with its quartiles, memory ratio."""
+    import html
+
+    head = ["task", "library", "floor", "median (ms)", "time / floor", "memory / floor"]
+    out = ["<table class=\"xaisurvey-compact\">", "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>", "<tbody>"]
+    for r in rows:
+        ratio = f"{r['ratio_to_floor']:.2f} ({r['ratio_q1']:.2f}-{r['ratio_q3']:.2f})" if r["floor"] else "1"
+        mem = "-" if r["memory_ratio_to_floor"] is None else f"{r['memory_ratio_to_floor']:.2f}"
+        cells = [str(r["task"]), str(r["group"]), str(r["floor"] or "-"), f"{1000 * float(r['median_s']):.0f}", ratio, mem]
+        out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return "\n".join(out + ["</tbody>", "</table>"])
+
+
 def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: bool, peers: bool = True) -> dict[str, object]:
     """Run the benchmark and return the results (config, machine, rows, raw times)."""
     torch.set_num_threads(threads)
