@@ -1,8 +1,8 @@
 """SmoothGrad's batch_size bounds memory only: the map is the same for every batch size.
 
-The noise of copy i of image n is drawn in copy order from one seeded generator, so chunking the
-copies differently (a batch that splits an image's copies, a batch larger than all copies, one
-copy per batch) must give the same map, with class and callable targets, squared or not.
+The noise of copy i of an image is fixed by the seed and i alone, so chunking the copies
+differently (a batch that splits an image's copies, a batch larger than all copies, one copy per
+batch) must give the same map, with class and callable targets, squared or not.
 """
 from __future__ import annotations
 
