@@ -129,3 +129,20 @@ def test_featvis_on_cuda_matches_the_cpu(recipe: str) -> None:
     gpu_class = featvis.maximise_class(small_net(torch.float64).to(CUDA), [1], **kwargs)
     assert gpu_class.images.dtype == torch.float64
     torch.testing.assert_close(gpu_class.images, cpu_class.images, rtol=1e-6, atol=1e-7)
+
+
+def test_the_command_line_on_cuda_matches_the_cpu(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+    from PIL import Image
+
+    from xaisurvey import cli, data
+
+    photo = str(data.fetch("images/grad-cam-pytorch/cat_dog.png"))
+    for device in ("cpu", "cuda", "cuda:0"):
+        assert cli.main(["explain", photo, "--device", device, "--target", "tabby", "-o", str(tmp_path / device), "-q"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == printed[1] == printed[2]  # same predicted class and probability (to 0.1 %)
+    cpu = np.asarray(Image.open(tmp_path / "cpu" / "cat_dog_grad-cam_tabby.png"), dtype=int)
+    for device in ("cuda", "cuda:0"):
+        gpu = np.asarray(Image.open(tmp_path / device / "cat_dog_grad-cam_tabby.png"), dtype=int)
+        assert np.abs(gpu - cpu).max() <= 2  # 8-bit overlays: rounding only
