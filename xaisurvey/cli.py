@@ -109,20 +109,22 @@ def _slug(text: str) -> str:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:N`` (or ``mps``) as a device that exists here; else a one-line error."""
+    """``cpu``, ``cuda``, ``cuda:N`` (or ``mps``) as a device of this machine; else one line."""
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
         raise CliError(f"--device must be cpu, cuda or cuda:N, got {name!r}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise CliError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+            raise CliError(f"--device {name}: CUDA is not available here (use --device cpu)")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
-            raise CliError(f"--device {name}: there are {count} CUDA device(s), cuda:0..cuda:{count - 1}")
+            raise CliError(
+                f"--device {name}: there are {count} CUDA device(s), cuda:0..cuda:{count - 1}"
+            )
     elif device.type == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise CliError(f"--device {name}: MPS is not available on this machine (use --device cpu)")
+            raise CliError(f"--device {name}: MPS is not available here (use --device cpu)")
     elif device.type != "cpu":
         raise CliError(f"--device must be cpu, cuda or cuda:N, got {name!r}")
     return device
@@ -147,11 +149,14 @@ def _predict(model: torch.nn.Module, x: torch.Tensor, name: str) -> torch.Tensor
     with torch.no_grad():
         output = model(x)
     if not isinstance(output, torch.Tensor) or output.dim() != 2 or output.shape[1] < 2:
-        shape = f"shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else f"a {type(output).__name__}"
+        if isinstance(output, torch.Tensor):
+            shape = f"shape {tuple(output.shape)}"
+        else:
+            shape = f"a {type(output).__name__}"
         raise CliError(
-            f"model {name!r} is not a classifier (it returns {shape} for {x.shape[0]} image(s), not "
-            "(N, classes) scores), so there is no predicted class to explain; pass --target INDEX to "
-            "explain one of its outputs"
+            f"model {name!r} is not a classifier (it returns {shape} for {x.shape[0]} image(s), "
+            "not (N, classes) scores), so there is no predicted class to explain; pass "
+            "--target INDEX to explain one of its outputs"
         )
     return output.float().softmax(dim=1).cpu()
 
@@ -179,7 +184,9 @@ def explain(args: argparse.Namespace) -> int:
     if spec.needs_layer:
         layer = args.layer or loaded.target_layer
         if layer is None:
-            raise CliError(f"model {args.model!r} has no default layer for {spec.cli_name}; pass --layer")
+            raise CliError(
+                f"model {args.model!r} has no default layer for {spec.cli_name}; pass --layer"
+            )
     elif args.layer is not None:
         raise CliError(f"--layer: {spec.cli_name} takes no layer (the layer-based methods are "
                        f"{', '.join(s.cli_name for s in registry.available() if s.needs_layer)})")
@@ -190,16 +197,19 @@ def explain(args: argparse.Namespace) -> int:
         raise CliError(f"--layer: model {args.model!r} has no layer named {layer!r}{hint}")
     model = loaded.model.to(device)
     pictures = [_read(path) for path in images]  # every image readable before any work starts
-    batches = [torch.stack([loaded.preprocess(p) for p in pictures[i : i + args.batch_size]])
-               for i in range(0, len(pictures), args.batch_size)]
+    batches = [
+        torch.stack([loaded.preprocess(p) for p in pictures[i : i + args.batch_size]])
+        for i in range(0, len(pictures), args.batch_size)
+    ]
     # Predictions first (cheap, no gradients): a model that is not a classifier is refused
     # before anything is written, unless --target says which output to explain.
     probabilities, values = None, None
     if target is None or loaded.classes is not None:
         probabilities = torch.cat([_predict(model, x.to(device), args.model) for x in batches])
     else:  # not a classifier: the output --target names must exist
+        pick = _output_target(target)
         with torch.no_grad():
-            values = torch.cat([_output_target(target)(model(x.to(device))).float().cpu() for x in batches])
+            values = torch.cat([pick(model(x.to(device))).float().cpu() for x in batches])
     if target is None:
         assert probabilities is not None
         explained = probabilities.argmax(dim=1)
@@ -212,14 +222,16 @@ def explain(args: argparse.Namespace) -> int:
     lines = []
     try:
         written = []
-        with tqdm(total=len(images), desc=f"{spec.cli_name} on {args.model}", unit="image", disable=args.quiet) as bar:
+        description = f"{spec.cli_name} on {args.model}"
+        with tqdm(total=len(images), desc=description, unit="image", disable=args.quiet) as bar:
             start = 0
             for x in batches:
                 rows = explained[start : start + len(x)]
                 method_target: Any = rows.tolist()
                 if probabilities is None:  # not a classifier: explain output --target
                     method_target = _output_target(int(target))  # type: ignore[arg-type]
-                maps = registry.explain(spec.name, model, x.to(device), method_target, layer=layer).detach().cpu()
+                maps = registry.explain(spec.name, model, x.to(device), method_target, layer=layer)
+                maps = maps.detach().cpu()
                 for offset, (image, heat, t) in enumerate(zip(x, maps, rows.tolist())):
                     path = images[start + offset]
                     name = loaded.classes[t] if loaded.classes else str(t)
@@ -229,7 +241,9 @@ def explain(args: argparse.Namespace) -> int:
                         raise CliError(f"two images would write the same file {file.name}; rename one of them")
                     Image.fromarray((overlay * 255).round().astype(np.uint8)).save(file)
                     written.append(file)
-                    lines.append(_describe(path, probabilities, values, start + offset, loaded.classes, name, file.name))
+                    lines.append(_describe(
+                        path, probabilities, values, start + offset, loaded.classes, name, file.name
+                    ))
                 bar.update(len(x))
                 start += len(x)
         for file in written:
@@ -257,7 +271,10 @@ def _describe(path: Path, probabilities: torch.Tensor | None, values: torch.Tens
     p = probabilities[row]
     top = int(p.argmax())
     predicted = classes[top] if classes else str(top)
-    return f"{path.name}: predicted {predicted} ({float(p[top]):.1%}); explained {explained} -> {file}"
+    return (
+        f"{path.name}: predicted {predicted} ({float(p[top]):.1%}); "
+        f"explained {explained} -> {file}"
+    )
 
 
 def list_models(args: argparse.Namespace) -> int:
@@ -291,7 +308,9 @@ def data_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="xaisurvey", description="Explain CNN decisions; fetch and verify the book's data.")
+    parser = _Parser(
+        prog="xaisurvey", description="Explain CNN decisions; fetch and verify the book's data."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     ex = commands.add_parser("explain", help="write heat-map overlays for images")
@@ -300,12 +319,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"a registered model (see `xaisurvey models`; default {DEFAULT_MODEL})")
     ex.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                     help=f"attribution method (default {DEFAULT_METHOD})")
-    ex.add_argument("--target", help="class name or index to explain (default: each image's predicted class); "
-                                     "for a model that is not a classifier, the index of the output to explain")
+    ex.add_argument(
+        "--target",
+        help="class name or index to explain (default: each image's predicted class); for a "
+        "model that is not a classifier, the index of the output to explain",
+    )
     layered = ", ".join(s.cli_name for s in registry.available() if s.needs_layer)
     ex.add_argument("--layer", help=f"layer for {layered} (default: the model's target layer)")
     ex.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    ex.add_argument("--batch-size", type=int, default=BATCH, help=f"images per pass (default {BATCH})")
+    ex.add_argument(
+        "--batch-size", type=int, default=BATCH, help=f"images per pass (default {BATCH})"
+    )
     ex.add_argument("--alpha", type=float, default=0.5, help="opacity of the heat map (default 0.5)")
     ex.add_argument("-o", "--output", required=True, help="output folder for the PNGs")
     ex.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

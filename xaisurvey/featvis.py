@@ -22,7 +22,8 @@ statistics.
 Conventions: images are float tensors in [0, 1], (K, C, H, W), one image per target (the targets
 are optimised together as one batch, which is exact because a model in eval mode treats the
 images of a batch independently). The model is never changed: eval mode, frozen parameters, no
-gradient stored in them and every hook removed, also after an error (:func:`xaisurvey.guard.model_guard`).
+gradient stored in them and every hook removed, also after an error
+(:func:`xaisurvey.guard.model_guard`).
 The images are optimised on the model's device in the model's floating-point dtype (float32 or
 float64; the blur kernels and transformation grids are made there too); the random draws come
 from a seeded CPU generator, so a seed gives the same start on every device. The results are
@@ -205,7 +206,7 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
 
 
 def _device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """The device and floating-point dtype of the model's first floating tensor (CPU, float32 if none)."""
+    """Device and dtype of the model's first floating tensor (the CPU and float32 if none)."""
     for tensor in list(model.parameters()) + list(model.buffers()):
         if tensor.is_floating_point():
             return tensor.device, tensor.dtype
@@ -251,7 +252,8 @@ def _ascend(
     """Adam ascent on ``score(x) -> (K,)``; returns (images, trace, final objective) on the CPU."""
     generator = torch.Generator().manual_seed(seed)
     place, dtype = device
-    image = _Image(k, in_channels, hw[0], hw[1], recipe.param, generator).to(device=place, dtype=dtype)
+    image = _Image(k, in_channels, hw[0], hw[1], recipe.param, generator)
+    image = image.to(device=place, dtype=dtype)
     optimiser = torch.optim.Adam(image.parameters(), lr=lr)
     trace = torch.empty(steps, k, dtype=dtype)
     for step in range(steps):

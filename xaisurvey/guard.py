@@ -119,7 +119,9 @@ def model_guard(
         grads = [p.grad for p in params]
         # With frozen parameters no gradient can accumulate into an existing .grad; otherwise a
         # backward pass inside the block adds to it in place, so its values are kept too.
-        saved_grads = [None if freeze_parameters or g is None else g.detach().clone() for g in grads]
+        saved_grads = [
+            None if freeze_parameters or g is None else g.detach().clone() for g in grads
+        ]
         buffers = [(b, b._version, b.detach().clone()) for b in model.buffers()]
         handles: list = []
         try:

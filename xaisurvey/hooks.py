@@ -173,7 +173,11 @@ def capture_feature_maps(
         return hook
 
     with model_guard(
-        model, eval_mode=eval_mode, freeze_parameters=False, needs_grad=False, method="capture_feature_maps"
+        model,
+        eval_mode=eval_mode,
+        freeze_parameters=False,
+        needs_grad=False,
+        method="capture_feature_maps",
     ) as handles:
         for name, module in selected:
             handles.append(module.register_forward_hook(make_hook(name)))
@@ -206,6 +210,7 @@ def feature_maps(
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"feature_maps: x must be a torch.Tensor, got {type(x).__name__}")
-    with capture_feature_maps(model, layers, types=types, eval_mode=eval_mode) as maps, torch.no_grad():
-        model(x)
+    with capture_feature_maps(model, layers, types=types, eval_mode=eval_mode) as maps:
+        with torch.no_grad():
+            model(x)
     return maps

@@ -188,7 +188,8 @@ def evaluate(model: nn.Module, data: Data, task: Task = "classification", batch_
     images, targets = _tensors(data, "evaluate")
     if not isinstance(model, nn.Module):
         raise TypeError(f"evaluate: model must be a torch.nn.Module, got {type(model).__name__}")
-    reference = next((t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()), None)
+    tensors = list(model.parameters()) + list(model.buffers())
+    reference = next((t for t in tensors if t.is_floating_point()), None)
     device = reference.device if reference is not None else torch.device("cpu")
     dtype = reference.dtype if reference is not None else None
     loss_sum, metric_sum = 0.0, 0.0

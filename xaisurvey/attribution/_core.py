@@ -94,8 +94,9 @@ def check_not_parallel(model: nn.Module, *, method: str = "attribution") -> None
         if isinstance(module, _PARALLEL_WRAPPERS):
             where = "the model is" if not name else f"its submodule {name!r} is"
             raise TypeError(
-                f"{method}: {where} wrapped in {type(module).__name__}, whose replicas the method's "
-                f"hooks and backward rules do not reach; pass the wrapped network (.module) instead"
+                f"{method}: {where} wrapped in {type(module).__name__}, whose replicas the "
+                "method's hooks and backward rules do not reach; pass the wrapped network "
+                "(.module) instead"
             )
 
 

@@ -191,9 +191,12 @@ def _curve(
             changed = (rank_of[None, :] < chunk[:, None]).view(-1, 1, h, w).to(start.dtype)
             batch = start[None] * (1 - changed) + finish[None] * changed
             out = model(batch)
-            if not isinstance(out, torch.Tensor) or out.dim() != 2 or not 0 <= target < out.shape[1]:
+            classes = out.shape[1] if isinstance(out, torch.Tensor) and out.dim() == 2 else 0
+            if not 0 <= target < classes:
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise ValueError(f"{what}: target {target} is not a class of the model's output of shape {shape}")
+                raise ValueError(
+                    f"{what}: target {target} is not a class of the model's output of shape {shape}"
+                )
             values = out.softmax(dim=1) if score == "probability" else out
             scores.append(values[:, target].detach().cpu().to(torch.float64))
     fractions = torch.tensor(counts, dtype=torch.float64) / n_pixels
@@ -234,7 +237,9 @@ def deletion_curve(
     """
     image = _on_model(model, _check_image(image), "deletion_curve")
     base = make_substrate(image, substrate)
-    return _curve(model, image, base, target, attribution, steps, score, batch_size, "deletion_curve")
+    return _curve(
+        model, image, base, target, attribution, steps, score, batch_size, "deletion_curve"
+    )
 
 
 def insertion_curve(
@@ -260,7 +265,9 @@ def insertion_curve(
     """
     image = _on_model(model, _check_image(image), "insertion_curve")
     base = make_substrate(image, substrate)
-    return _curve(model, base, image, target, attribution, steps, score, batch_size, "insertion_curve")
+    return _curve(
+        model, base, image, target, attribution, steps, score, batch_size, "insertion_curve"
+    )
 
 
 def random_attribution(
@@ -280,7 +287,8 @@ def random_attribution(
         >>> random_attribution(2, 3, seed=1).shape
         torch.Size([2, 3])
     """
-    noise = torch.rand(height, width, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(height, width, generator=generator, dtype=torch.float32)
     return noise.to(device=device, dtype=dtype)
 
 

@@ -95,7 +95,10 @@ def category_masks(segmentation: torch.Tensor, categories: Mapping[str, Sequence
     if segmentation.is_floating_point():
         raise ValueError("gradsum: the segmentation must hold integer labels, not floats")
     labels = segmentation.detach()
-    return torch.stack([torch.isin(labels, torch.tensor(list(ids), device=labels.device)) for ids in categories.values()])
+    return torch.stack([
+        torch.isin(labels, torch.tensor(list(ids), device=labels.device))
+        for ids in categories.values()
+    ])
 
 
 def gradsum(
@@ -132,7 +135,8 @@ def gradsum(
             "upsample the heat map to the segmentation's size first"
         )
     m = heatmap.detach().cpu().to(torch.float64)
-    segmentation = segmentation.detach().cpu() if isinstance(segmentation, torch.Tensor) else segmentation
+    if isinstance(segmentation, torch.Tensor):
+        segmentation = segmentation.detach().cpu()
     if not torch.isfinite(m).all():
         raise ValueError("gradsum: the heat map contains NaN or infinite values")
     if (m < 0).any():

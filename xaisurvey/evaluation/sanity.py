@@ -67,8 +67,10 @@ def _reinitialise(module: nn.Module, name: str, seed: int) -> None:
         raise ValueError(f"layer {name!r} has no parameters to randomise")
     for m in owners:
         if not hasattr(m, "reset_parameters"):
-            raise ValueError(f"layer {name!r} contains a {type(m).__name__} without reset_parameters(); "
-                             "pass a different layer list")
+            raise ValueError(
+                f"layer {name!r} contains a {type(m).__name__} without reset_parameters(); "
+                "pass a different layer list"
+            )
     # The draws happen on a CPU twin of each module, under a forked CPU generator: the random
     # weights are the same whatever the model's device, and no global generator (CPU or CUDA)
     # is advanced.
@@ -109,8 +111,11 @@ def randomize_layers(model: nn.Module, layers: Sequence[str], *, seed: int = 0, 
         (True, False)
     """
     order = list(all_layers) if all_layers is not None else list(layers)
-    with model_guard(model, eval_mode=False, freeze_parameters=False, needs_grad=False, method="randomize_layers"):
-        copied = copy.deepcopy(model)  # under the model's lock: no other thread is changing its flags
+    # Under the model's lock: no other thread is changing its flags while it is copied.
+    with model_guard(
+        model, eval_mode=False, freeze_parameters=False, needs_grad=False, method="randomize_layers"
+    ):
+        copied = copy.deepcopy(model)
     modules = dict(copied.named_modules())
     for name in layers:
         if name not in modules or not name:
@@ -136,7 +141,9 @@ def independent_randomization(model: nn.Module, layers: Sequence[str], *, seed: 
     return list(_stages(model, layers, "independent", seed))
 
 
-def _stages(model: nn.Module, layers: Sequence[str], mode: str, seed: int) -> Iterator[tuple[str, nn.Module]]:
+def _stages(
+    model: nn.Module, layers: Sequence[str], mode: str, seed: int
+) -> Iterator[tuple[str, nn.Module]]:
     """The randomised copies, top layer first, made lazily: one copy per ``next()``."""
     top_down = list(reversed(layers))
     for i, name in enumerate(top_down):
@@ -237,7 +244,9 @@ def sanity_check(
     if not explainers:
         raise ValueError("sanity_check: give at least one explainer")
     if not isinstance(model, nn.Module):
-        raise TypeError(f"sanity_check: model must be a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(
+            f"sanity_check: model must be a torch.nn.Module, got {type(model).__name__}"
+        )
     n = x.shape[0]
     maps: dict[str, list[torch.Tensor]] = {name: [] for name in explainers}
     # The explainers are the caller's functions: the guard restores modes, requires_grad, .grad
@@ -255,7 +264,9 @@ def sanity_check(
     stacked = {name: torch.stack(m) for name, m in maps.items()}
     scores: dict[str, dict[str, torch.Tensor]] = {}
     for name, m in stacked.items():
-        per_stage = [map_similarity(m[0], m[s], ssim_window=ssim_window) for s in range(len(stage_names))]
+        per_stage = [
+            map_similarity(m[0], m[s], ssim_window=ssim_window) for s in range(len(stage_names))
+        ]
         scores[name] = {metric: torch.stack([p[metric] for p in per_stage]) for metric in per_stage[0]}
     return SanityResult(mode=mode, stages=tuple(stage_names), scores=scores, maps=stacked)
 
