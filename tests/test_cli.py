@@ -171,6 +171,13 @@ def test_explain_without_model_or_method_uses_the_pretrained_imagenet_model(
     assert [f.name for f in out.iterdir()] == [f"cat_dog_grad-cam_{cli._slug(name)}.png"]
 
 
+def replace_defaults(spec):  # type: ignore[no-untyped-def]
+    """The spec with its cheap test options as defaults (SmoothGrad: 3 samples)."""
+    import dataclasses
+
+    return dataclasses.replace(spec, defaults={**spec.defaults, **spec.quick})
+
+
 @pytest.mark.parametrize("method", cli.METHODS)
 def test_every_registered_method_runs_from_the_command_line(
     method: str, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -178,19 +185,13 @@ def test_every_registered_method_runs_from_the_command_line(
     from xaisurvey.attribution import registry
 
     spec = registry.get(method)
-    if spec.quick:  # keep SmoothGrad cheap: the CLI uses the spec's defaults
+    if spec.quick:  # the CLI runs a method with the spec's defaults
         monkeypatch.setitem(registry.METHODS, spec.name, replace_defaults(spec))
     out = tmp_path / "out"
     code, text = run(["explain", str(photos / "cat_dog.png"), "--method", method, "--target", "tabby",
                       "-o", str(out), "-q"], capsys)
     assert code == 0, text
     assert [f.name for f in out.iterdir()] == [f"cat_dog_{method}_tabby.png"]
-
-
-def replace_defaults(spec):  # type: ignore[no-untyped-def]
-    import dataclasses
-
-    return dataclasses.replace(spec, defaults={**spec.defaults, **spec.quick})
 
 
 def test_layer_and_batch_size_are_used(photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
