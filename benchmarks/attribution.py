@@ -5,11 +5,16 @@ rotating order, so slow phases of a busy machine hit all tasks alike), after a w
 time is divided by the time of its *floor* in the same round, the least work the method has to
 do, and the median of these per-round ratios is reported (with their quartiles):
 
-* ``forward (no grad)`` for VisualBackProp;
+* ``forward (no grad)`` for methods whose registry floor is ``"forward"`` (CAM, VisualBackProp);
 * ``forward + backward to layer4`` (the graph is recorded from layer4 on; no weight gradients)
-  for Grad-CAM;
-* ``forward + backward to input`` (no weight gradients) for saliency, Guided Backprop and
-  Guided Grad-CAM.
+  for ``"backward_to_layer"`` (Grad-CAM and its gradient variants);
+* ``forward + backward to input`` (no weight gradients) for ``"backward_to_input"`` (saliency,
+  Guided Backprop, Guided Grad-CAM, ...);
+* methods of n passes (SmoothGrad, Score-CAM, perturbation, Integrated Gradients) are timed by
+  their family's module in ``FAMILY_MODULES``, against n passes of the same batch.
+
+Our methods are read from the method registry (``xaisurvey.attribution.registry``) and run with
+the options the book uses (``MethodSpec.defaults``).
 
 Peers on the same model and inputs: captum (LayerGradCam + bilinear interpolation,
 GuidedBackprop, GuidedGradCam), pytorch-grad-cam (GradCAM) and torch-cam (GradCAM). A peer that
@@ -57,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a source checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from xaisurvey.attribution import grad_cam, guided_backprop, guided_grad_cam, saliency, visual_backprop  # noqa: E402
+from xaisurvey.attribution import registry  # noqa: E402
 
 FLOOR_FORWARD = "forward (no grad)"
 FLOOR_LAYER4 = "forward + backward to layer4"
@@ -158,19 +163,32 @@ def family_modules() -> list[object]:
     return modules
 
 
+def _registered(spec: registry.MethodSpec, model: nn.Module, x: torch.Tensor, targets: list[int]) -> Callable[[], object]:
+    options = dict(spec.defaults)
+    if spec.needs_layer:
+        options["layer"] = "layer4"
+
+    def run() -> object:
+        return spec.function(model, x, targets, **options)
+
+    return run
+
+
 def build_tasks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, peers: bool = True) -> list[Task]:
-    """Every timed task: the three floors, our five methods, the family modules' tasks, and (optionally) the peers."""
+    """Every timed task: the three floors, our registered single-pass methods, the family modules' tasks
+    (n-pass floors, methods and peers), and (optionally) the peers of the single-pass methods."""
     targets = target.tolist()
     tasks = [
         Task(FLOOR_FORWARD, "floor", None, _floor_forward(model, x)),
         Task(FLOOR_LAYER4, "floor", None, _floor_backward_to_layer(model, x, target, model.layer4)),
         Task(FLOOR_INPUT, "floor", None, _floor_backward_to_input(model, x, target)),
-        Task("grad_cam", "ours", FLOOR_LAYER4, lambda: grad_cam(model, x, targets, layer="layer4")),
-        Task("guided_backprop", "ours", FLOOR_INPUT, lambda: guided_backprop(model, x, targets)),
-        Task("guided_grad_cam", "ours", FLOOR_INPUT, lambda: guided_grad_cam(model, x, targets, layer="layer4")),
-        Task("visual_backprop", "ours", FLOOR_FORWARD, lambda: visual_backprop(model, x)),
-        Task("saliency", "ours", FLOOR_INPUT, lambda: saliency(model, x, targets)),
     ]
+    # Our single-pass methods come from the registry, with the options the book uses; methods
+    # whose floor is n passes get their floors from their family's module (FAMILY_MODULES).
+    single_pass = {"forward": FLOOR_FORWARD, "backward_to_layer": FLOOR_LAYER4, "backward_to_input": FLOOR_INPUT}
+    for spec in registry.available():
+        if spec.floor in single_pass:
+            tasks.append(Task(spec.name, "ours", single_pass[spec.floor], _registered(spec, model, x, targets)))
     for module in family_modules():
         tasks += module.tasks(model, x, target, peers=peers)
     if not peers:

@@ -163,3 +163,39 @@ def test_screenshot_of_a_method_chapter(site: str, browser) -> None:  # type: ig
     path = SCREENSHOTS / (Path(chosen).stem + ".png")
     assert browser.save_screenshot(str(path))
     assert path.stat().st_size > 10_000  # a real rendering, not a blank page
+
+
+def _set_theme(browser, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """Switch the theme as its toggle does (the attribute the theme's CSS keys on, and its memory)."""
+    browser.execute_script(
+        "document.documentElement.dataset.theme = arguments[0]; document.documentElement.dataset.mode = arguments[0];"
+        "localStorage.setItem('theme', arguments[0]); localStorage.setItem('mode', arguments[0]);",
+        mode,
+    )
+
+
+def test_figures_keep_their_colours_in_dark_mode(site: str, browser) -> None:  # type: ignore[no-untyped-def]
+    """A heat map must not change meaning in dark mode: figures are shown unfiltered on white.
+
+    Screenshots of one method chapter in each mode are kept in `_build/site-screenshots/`.
+    """
+    pages = toc_pages()
+    chosen = next((p for p in pages if "grad-cam" in p and "guided" not in p), pages[0])
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    styles = {}
+    for mode in ("light", "dark"):
+        _open(browser, site + chosen)
+        _set_theme(browser, mode)
+        styles[mode] = browser.execute_script(
+            "return Array.from(document.querySelectorAll('.bd-content img')).filter(img => img.naturalWidth > 0)"
+            ".map(img => { const s = getComputedStyle(img); return [s.filter, s.backgroundColor]; });"
+        )
+        page_background = browser.execute_script("return getComputedStyle(document.body).backgroundColor;")
+        path = SCREENSHOTS / f"{Path(chosen).stem}-{mode}.png"
+        assert browser.save_screenshot(str(path)) and path.stat().st_size > 10_000
+        if mode == "dark":  # the theme really is dark: the page's background is not white
+            assert page_background not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), page_background
+    assert styles["dark"], f"no figures found on {chosen}"
+    assert all(f == "none" for f, _ in styles["dark"]), f"figures are filtered in dark mode: {styles['dark'][:3]}"
+    assert all(bg == "rgb(255, 255, 255)" for _, bg in styles["dark"]), f"figures lack a light background: {styles['dark'][:3]}"
+    _set_theme(browser, "light")
