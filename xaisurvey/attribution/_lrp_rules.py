@@ -122,7 +122,8 @@ class Layer:
 
 def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
     """``z + eps * sign(z)`` with sign(0) = +1 (zennit's ``stabilize``)."""
-    return z + eps * ((z == 0).to(z) + z.sign())
+    step = torch.tensor(eps, dtype=z.dtype, device=z.device)
+    return z + torch.where(z >= 0, step, -step)
 
 
 def _parts(t: torch.Tensor | None) -> tuple[Any, Any]:
@@ -168,15 +169,20 @@ def layer_relevance(layer: Layer, x: torch.Tensor, z: torch.Tensor, relevance: t
     if rule == "gamma":
         g = settings.gamma
         if positive_input:
-            # z+ = f(x, W + gW+, b + gb+) = z + g (P + b+); z- = z + g (f(x, W-) + b-), with
-            # f(x, W-) = z - b - P: one extra convolution P = f(x, W+) instead of two.
-            p = layer.forward(x, wp, None)
-            z_pos = z + g * (p + bias(bp))
-            z_neg = z + g * (z - bias(b) - p + bias(bn))
-            a = relevance * (z > 0) / stabilize(z_pos, s)
-            c = relevance * (z < 0) / stabilize(z_neg, s)
-            # x [(W + gW+)^T a + (W + gW-)^T c] = x [W^T (a + (1 + g) c) + g W+^T (a - c)]
-            return x * (t(x, w, a + (1 + g) * c) + g * t(x, wp, a - c))
+            # With x >= 0: z+ = f(x, W + gW+, b + gb+) = z + Q and z- = f(x, W + gW-, b + gb-)
+            # = (1 + g) z - Q, Q = g (f(x, W+) + b+): one extra convolution instead of two.
+            # z+ >= z > 0 where z > 0 and z- <= z < 0 where z < 0, so stab() keeps z's sign.
+            # Let v = R / (|z+| + s) where z > 0 and R / (|z-| + s) where z < 0 (0 where z = 0);
+            # |z+| = z + Q, |z-| = Q - (1 + g) z, i.e. |z| (1 + g/2) - (g/2) z + Q in both cases.
+            # Then a = v [z > 0], c = -v [z < 0], and x [(W + gW+)^T a + (W + gW-)^T c]
+            # = x [W^T (a + (1 + g) c) + g W+^T (a - c)] = x [W^T u + g W+^T v], u = a + (1 + g) c.
+            denominator = layer.forward(x, wp, bp).mul_(g).add_(s)
+            denominator.add_(z.abs(), alpha=1 + g / 2).add_(z, alpha=-g / 2)
+            v = (relevance / denominator).masked_fill_(z == 0, 0.0)
+            u = torch.where(z > 0, v, v * -(1 + g))
+            out = t(x, w, u)
+            out.add_(t(x, wp, v), alpha=g)
+            return out.mul_(x)
         xp, xn = _parts(x)
         rp, rn = w + g * wp, w + g * wn
         rbp = None if b is None else b + g * bp
@@ -213,7 +219,7 @@ class LayerFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, z: torch.Tensor, layer: Layer, settings: Settings):  # type: ignore[override]
         ctx.save_for_backward(x, z)
         ctx.layer, ctx.settings = layer, settings
-        return z.clone()
+        return z
 
     @staticmethod
     def backward(ctx, relevance: torch.Tensor):  # type: ignore[override]
