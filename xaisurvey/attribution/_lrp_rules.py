@@ -126,6 +126,14 @@ def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
     return z + torch.where(z >= 0, step, -step)
 
 
+def divide(relevance: torch.Tensor, z: torch.Tensor, eps: float) -> torch.Tensor:
+    """``relevance / stab(z)``; with ``eps = 0`` a zero denominator (no contributions) passes nothing."""
+    denominator = stabilize(z, eps)
+    if eps > 0:
+        return relevance / denominator
+    return torch.where(denominator != 0, relevance / denominator, 0.0)
+
+
 def _parts(t: torch.Tensor | None) -> tuple[Any, Any]:
     if t is None:
         return None, None
@@ -150,16 +158,16 @@ def layer_relevance(layer: Layer, x: torch.Tensor, z: torch.Tensor, relevance: t
     w, b, s = layer.weight, layer.bias, settings.stabilizer
     rule, t = layer.rule, layer.transpose
     if rule == "epsilon":
-        return x * t(x, w, relevance / stabilize(z, settings.epsilon))
+        return x * t(x, w, divide(relevance, z, settings.epsilon))
     if rule == "flat":
         ones, ones_w = torch.ones_like(x), torch.ones_like(w)
-        return t(x, ones_w, relevance / stabilize(layer.forward(ones, ones_w, None), s))
+        return t(x, ones_w, divide(relevance, layer.forward(ones, ones_w, None), s))
     if rule == "zb":
         wp, wn = _parts(w)
         bp, bn = _parts(b)
         low, high = layer.low.to(x), layer.high.to(x)
         zb = layer.forward(x, w, b) - layer.forward(low, wp, bp) - layer.forward(high, wn, bn)
-        g = relevance / stabilize(zb, s)
+        g = divide(relevance, zb, s)
         return x * t(x, w, g) - low * t(x, wp, g) - high * t(x, wn, g)
     wp, wn = _parts(w)
     bp, bn = _parts(b)
@@ -189,25 +197,25 @@ def layer_relevance(layer: Layer, x: torch.Tensor, z: torch.Tensor, relevance: t
         rbn = None if b is None else b + g * bn
         z_pos = layer.forward(xp, rp, rbp) + layer.forward(xn, rn, None)
         z_neg = layer.forward(xp, rn, rbn) + layer.forward(xn, rp, None)
-        a = relevance * (z > 0) / stabilize(z_pos, s)
-        c = relevance * (z < 0) / stabilize(z_neg, s)
+        a = divide(relevance * (z > 0), z_pos, s)
+        c = divide(relevance * (z < 0), z_neg, s)
         return xp * t(x, rp, a) + xn * t(x, rn, a) + xp * t(x, rn, c) + xn * t(x, rp, c)
     if rule in ("alpha1_beta0", "alpha2_beta1"):
         alpha, beta = (1.0, 0.0) if rule == "alpha1_beta0" else (2.0, 1.0)
         if positive_input:
             p = layer.forward(x, wp, None)
-            u = relevance / stabilize(p + bias(bp), s)
+            u = divide(relevance, p + bias(bp), s)
             if beta == 0:
                 return x * t(x, wp, u)
-            v = relevance / stabilize(z - bias(b) - p + bias(bn), s)
+            v = divide(relevance, z - bias(b) - p + bias(bn), s)
             # x [alpha W+^T u - beta W-^T v], W- = W - W+
             return x * (t(x, wp, alpha * u + beta * v) - beta * t(x, w, v))
         xp, xn = _parts(x)
-        u = relevance / stabilize(layer.forward(xp, wp, bp) + layer.forward(xn, wn, None), s)
+        u = divide(relevance, layer.forward(xp, wp, bp) + layer.forward(xn, wn, None), s)
         out = alpha * (xp * t(x, wp, u) + xn * t(x, wn, u))
         if beta == 0:
             return out
-        v = relevance / stabilize(layer.forward(xp, wn, bn) + layer.forward(xn, wp, None), s)
+        v = divide(relevance, layer.forward(xp, wn, bn) + layer.forward(xn, wp, None), s)
         return out - beta * (xp * t(x, wn, v) + xn * t(x, wp, v))
     raise ValueError(f"lrp: unknown rule {rule!r}")  # pragma: no cover (checked by the caller)
 
@@ -256,7 +264,7 @@ class SumFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, relevance: torch.Tensor):  # type: ignore[override]
         a, b, out = ctx.saved_tensors
-        share = relevance / stabilize(out, ctx.settings.stabilizer)
+        share = divide(relevance, out, ctx.settings.stabilizer)
         r_a = (a * share).sum_to_size(a.shape)
         r_b = (ctx.sign * b * share).sum_to_size(b.shape)
         _record(ctx.settings, ctx.name, "sum", "norm", relevance, (r_a, r_b))
@@ -277,7 +285,7 @@ class PoolFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, relevance: torch.Tensor):  # type: ignore[override]
         x, out = ctx.saved_tensors
-        share = relevance / stabilize(out, ctx.settings.stabilizer)
+        share = divide(relevance, out, ctx.settings.stabilizer)
         with torch.enable_grad():
             probe = x.detach().requires_grad_(True)
             (spread,) = torch.autograd.grad(ctx.fn(probe), probe, share)
