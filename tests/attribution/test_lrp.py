@@ -94,6 +94,7 @@ def _zennit_composite(name: str, canonizers: list) -> object:
 
 
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
     return float((a - b).abs().max() / b.abs().max())
 
 
