@@ -43,7 +43,8 @@ def tasks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, peers: boo
 
     out += [
         Task("zennit Gradient EpsilonGammaBox", "zennit", FLOOR_INPUT,
-             zennit_run(lambda: EpsilonGammaBox(low=0.0, high=1.0, canonizers=[ResNetCanonizer()]))),
+             zennit_run(lambda: EpsilonGammaBox(low=0.0, high=1.0,
+                                                canonizers=[ResNetCanonizer()]))),
         Task("zennit Gradient EpsilonPlusFlat", "zennit", FLOOR_INPUT,
              zennit_run(lambda: EpsilonPlusFlat(canonizers=[ResNetCanonizer()]))),
     ]

@@ -14,7 +14,8 @@ with ``sign(0) = +1`` (zennit's convention). The rules, with zennit's definition
   ``x+ (W + g W-) + x- (W + g W+)``; outputs exactly 0 pass nothing. For x >= 0 and z > 0 this is
   Montavon et al.'s ``rho(W) = W + g W+``;
 * ``alpha1_beta0`` (zennit's ``ZPlus``) and ``alpha2_beta1``: positive contributions
-  ``x+ W+ + x- W-`` (+ ``b+``) weighted by alpha, negative ones ``x+ W- + x- W+`` (+ ``b-``) by beta;
+  ``x+ W+ + x- W-`` (+ ``b+``) weighted by alpha, negative ones ``x+ W- + x- W+`` (+ ``b-``)
+  by beta;
 * ``zb`` (z^B, Montavon et al. 2017): ``x W - l W+ - h W-`` for inputs bounded by ``l <= x <= h``;
 * ``flat``: ``W = 1``, ``x = 1``, no bias: relevance spread uniformly over the receptive field.
 
@@ -62,7 +63,8 @@ class Composite:
 #: The composites, with zennit's names and definitions (``zennit.composites``, version 0.5).
 COMPOSITES: dict[str, Composite] = {
     "epsilon_gamma_box": Composite("gamma", "epsilon", "zb", ("conv",), "EpsilonGammaBox"),
-    "epsilon_plus_flat": Composite("alpha1_beta0", "epsilon", "flat", ("conv", "linear"), "EpsilonPlusFlat"),
+    "epsilon_plus_flat": Composite(
+        "alpha1_beta0", "epsilon", "flat", ("conv", "linear"), "EpsilonPlusFlat"),
     "epsilon_plus": Composite("alpha1_beta0", "epsilon", None, (), "EpsilonPlus"),
     "epsilon_alpha2_beta1": Composite("alpha2_beta1", "epsilon", None, (), "EpsilonAlpha2Beta1"),
     "epsilon_alpha2_beta1_flat": Composite(
@@ -105,7 +107,8 @@ class Layer:
     high: torch.Tensor | None = None
     merged: str | None = None  # the BatchNorm folded in
 
-    def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None) -> torch.Tensor:
         if self.kind == "linear":
             return F.linear(x, weight, bias)
         return F.conv2d(x, weight, bias, **self.conv)
@@ -116,8 +119,8 @@ class Layer:
             return grad @ weight
         c = self.conv
         return torch.ops.aten.convolution_backward(
-            grad, x, weight, None, c["stride"], c["padding"], c["dilation"], False, [0, 0], c["groups"],
-            [True, False, False])[0]
+            grad, x, weight, None, c["stride"], c["padding"], c["dilation"], False, [0, 0],
+            c["groups"], [True, False, False])[0]
 
 
 def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
@@ -127,7 +130,7 @@ def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def divide(relevance: torch.Tensor, z: torch.Tensor, eps: float) -> torch.Tensor:
-    """``relevance / stab(z)``; with ``eps = 0`` a zero denominator (no contributions) passes nothing."""
+    """``relevance / stab(z)``; with ``eps = 0`` a zero denominator (no contributions) passes 0."""
     denominator = stabilize(z, eps)
     if eps > 0:
         return relevance / denominator
@@ -144,7 +147,8 @@ def _rowsum(t: torch.Tensor) -> torch.Tensor:
     return t.detach().reshape(t.shape[0], -1).sum(1)
 
 
-def _record(settings: Settings, name: str, op: str, rule: str, r_out: torch.Tensor, r_in: Any) -> None:
+def _record(settings: Settings, name: str, op: str, rule: str, r_out: torch.Tensor,
+            r_in: Any) -> None:
     if settings.trace is None:
         return
     inputs = r_in if isinstance(r_in, (tuple, list)) else (r_in,)
@@ -154,7 +158,7 @@ def _record(settings: Settings, name: str, op: str, rule: str, r_out: torch.Tens
 
 def layer_relevance(layer: Layer, x: torch.Tensor, z: torch.Tensor, relevance: torch.Tensor,
                     settings: Settings) -> torch.Tensor:
-    """The relevance of a layer's input ``x`` from the relevance of its output ``z`` under ``layer.rule``."""
+    """The relevance of a layer's input ``x`` from that of its output ``z`` under ``layer.rule``."""
     w, b, s = layer.weight, layer.bias, settings.stabilizer
     rule, t = layer.rule, layer.transpose
     if rule == "epsilon":
@@ -221,10 +225,11 @@ def layer_relevance(layer: Layer, x: torch.Tensor, z: torch.Tensor, relevance: t
 
 
 class LayerFunction(torch.autograd.Function):
-    """Forward: the layer's output as computed. Backward: the layer's rule instead of its gradient."""
+    """Forward: the layer's output as computed. Backward: the layer's rule, not its gradient."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, z: torch.Tensor, layer: Layer, settings: Settings):  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, z: torch.Tensor, layer: Layer,  # type: ignore[override]
+                settings: Settings):
         ctx.save_for_backward(x, z)
         ctx.layer, ctx.settings = layer, settings
         return z
@@ -242,7 +247,8 @@ class PassFunction(torch.autograd.Function):
     """Forward: an elementwise function of one tensor. Backward: relevance passes unchanged."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]):  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor,  # type: ignore[override]
+                fn: Callable[[torch.Tensor], torch.Tensor]):
         return fn(x)
 
     @staticmethod
@@ -251,11 +257,11 @@ class PassFunction(torch.autograd.Function):
 
 
 class SumFunction(torch.autograd.Function):
-    """``a + sign * b`` of two tensors; relevance split by contribution, ``R_a = a R / stab(a + b)``."""
+    """``a + sign * b`` of two tensors; relevance split by contribution, ``a R / stab(a + b)``."""
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor, sign: float, name: str,  # type: ignore[override]
-                settings: Settings):
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor,  # type: ignore[override]
+                sign: float, name: str, settings: Settings):
         out = a + b if sign > 0 else a - b
         ctx.save_for_backward(a, b, out)
         ctx.sign, ctx.name, ctx.settings = sign, name, settings
@@ -272,11 +278,12 @@ class SumFunction(torch.autograd.Function):
 
 
 class PoolFunction(torch.autograd.Function):
-    """A linear pooling (average, mean, sum); relevance split by contribution (zennit's ``Norm``)."""
+    """A linear pooling (average, mean, sum); relevance split by contribution (zennit's ``Norm``).
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], name: str,  # type: ignore[override]
-                settings: Settings):
+    def forward(ctx, x: torch.Tensor,  # type: ignore[override]
+                fn: Callable[[torch.Tensor], torch.Tensor], name: str, settings: Settings):
         out = fn(x)
         ctx.save_for_backward(x, out)
         ctx.fn, ctx.name, ctx.settings = fn, name, settings

@@ -1,4 +1,4 @@
-"""Layer-wise relevance propagation (LRP): the score redistributed layer by layer, down to the pixels.
+"""Layer-wise relevance propagation (LRP): the score redistributed layer by layer, down to pixels.
 
 Bach et al. (2015) propagate the target score ``R = f_c(x)`` backwards: each layer hands the
 relevance of its outputs to its inputs in proportion to their contributions, so that (for the
@@ -18,7 +18,8 @@ layers, BatchNorms and residual additions wherever they are called (modules or f
 
 * **BatchNorm folding**: a BatchNorm (eval mode, running statistics) whose input is a
   convolution's or dense layer's output is folded into that layer, ``W' = W s``,
-  ``b' = (b - mu) s + beta``, ``s = gamma / sqrt(var + eps)`` (zennit's ``SequentialMergeBatchNorm``),
+  ``b' = (b - mu) s + beta``, ``s = gamma / sqrt(var + eps)``
+  (zennit's ``SequentialMergeBatchNorm``),
   and the rule is applied to the folded layer. Any other BatchNorm raises.
 * **Residual additions** (``out += identity``, ``x + f(x)``): split by contribution,
   ``R_a = a R / stab(a + b)``, ``R_b = b R / stab(a + b)`` (zennit's ``ResNetCanonizer``: a ``Sum``
@@ -96,13 +97,15 @@ def _bounds(t: object) -> tuple[_T, _T] | None:
     return getattr(t, "_lrp_bounds", None)
 
 
-def _conv_padding(padding: Any, weight: _T, dilation: list[int], stride: list[int], where: str) -> list[int]:
+def _conv_padding(padding: Any, weight: _T, dilation: list[int], stride: list[int],
+                  where: str) -> list[int]:
     if padding == "valid":
         return [0, 0]
     if padding == "same":
         total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
         if any(t % 2 for t in total) or any(s != 1 for s in stride):
-            raise ValueError(f"{_METHOD}: padding='same' with an even kernel in {where} is not supported")
+            raise ValueError(f"{_METHOD}: padding='same' with an even kernel in {where} is not "
+                             "supported")
         return [t // 2 for t in total]
     return list(_pair(padding))
 
@@ -122,12 +125,14 @@ def _make_layer(state: _State, kind: str, x: _T, weight: _T, bias: _T | None, co
     rule = _layer_rule(state, kind, x)
     bounds = _bounds(x)
     if rule == "zb" and bounds is None:
-        raise ValueError(f"{_METHOD}: the zb rule needs the input bounds, but the layer in {where} does not read "
+        raise ValueError(f"{_METHOD}: the zb rule needs the input bounds, but the layer in {where} "
+                         "does not read "
                          "the model input (zb is a first-layer rule; use a composite)")
     state.layers += 1
     low, high = bounds if bounds is not None else (None, None)
     name = state.stack[-1] if state.stack else kind
-    return Layer(kind, name, rule, weight.detach(), None if bias is None else bias.detach(), conv, low, high)
+    bias = None if bias is None else bias.detach()
+    return Layer(kind, name, rule, weight.detach(), bias, conv, low, high)
 
 
 def _wrap_layer(state: _State, x: _T, z: _T, layer: Layer) -> _T:
@@ -138,10 +143,12 @@ def _wrap_layer(state: _State, x: _T, z: _T, layer: Layer) -> _T:
 
 def _conv(state: _State, func: Callable, args: tuple, kwargs: dict) -> _T:
     names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
-    b = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, **dict(zip(names, args)), **kwargs}
+    b = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1,
+         **dict(zip(names, args)), **kwargs}
     x, weight, bias = b["input"], b["weight"], b["bias"]
     if x.dim() != 4:
-        raise ValueError(f"{_METHOD}: only batched 4-D input to conv2d is supported, got {tuple(x.shape)} "
+        raise ValueError(f"{_METHOD}: only batched 4-D input to conv2d is supported, got "
+                         f"{tuple(x.shape)} "
                          f"in {_where(state)}")
     stride, dilation = list(_pair(b["stride"])), list(_pair(b["dilation"]))
     padding = _conv_padding(b["padding"], weight, dilation, stride, _where(state))
@@ -167,11 +174,13 @@ def _batch_norm(state: _State, func: Callable, args: tuple, kwargs: dict) -> _T:
     inp, mean, var = b["input"], b["running_mean"], b["running_var"]
     where = _where(state)
     if b["training"] or mean is None or var is None:
-        raise ValueError(f"{_METHOD}: the BatchNorm in {where} uses batch statistics; LRP folds BatchNorm with "
+        raise ValueError(f"{_METHOD}: the BatchNorm in {where} uses batch statistics; LRP folds "
+                         "BatchNorm with "
                          "running statistics only")
     source = getattr(inp, "_lrp_source", None)
     if source is None:
-        raise ValueError(f"{_METHOD}: the BatchNorm in {where} does not directly follow a convolution or linear "
+        raise ValueError(f"{_METHOD}: the BatchNorm in {where} does not directly follow a "
+                         "convolution or linear "
                          "layer, so it cannot be folded into one")
     x, layer = source
     scale = (var + b["eps"]).rsqrt()
@@ -181,8 +190,9 @@ def _batch_norm(state: _State, func: Callable, args: tuple, kwargs: dict) -> _T:
     if layer.bias is not None:
         shift = shift + layer.bias * scale
     view = (-1,) + (1,) * (layer.weight.dim() - 1)
-    folded = Layer(layer.kind, layer.name, layer.rule, layer.weight * scale.view(view), shift, layer.conv,
-                   layer.low, layer.high, merged=state.stack[-1] if state.stack else "batch_norm")
+    folded = Layer(layer.kind, layer.name, layer.rule, layer.weight * scale.view(view), shift,
+                   layer.conv, layer.low, layer.high,
+                   merged=state.stack[-1] if state.stack else "batch_norm")
     with torch.no_grad():
         z = func(inp.detach(), *args[1:], **kwargs)
     out = LayerFunction.apply(x, z, folded, state.settings)
@@ -219,7 +229,8 @@ _ADD = {torch.add, _T.add, _T.add_, _T.__add__, _T.__iadd__, _T.__radd__}
 _SUB = {torch.sub, torch.subtract, _T.sub, _T.sub_, _T.__sub__, _T.__isub__}
 _RSUB = {torch.rsub, _T.__rsub__}
 _MUL = {torch.mul, torch.multiply, _T.mul, _T.mul_, _T.__mul__, _T.__imul__, _T.__rmul__}
-_DIV = {torch.div, torch.divide, torch.true_divide, _T.div, _T.div_, _T.__truediv__, _T.__itruediv__}
+_DIV = {torch.div, torch.divide, torch.true_divide, _T.div, _T.div_, _T.__truediv__,
+        _T.__itruediv__}
 _RDIV = {_T.__rtruediv__}
 _OUT_OF_PLACE = {**{f: torch.add for f in _ADD}, **{f: torch.sub for f in _SUB},
                  **{f: torch.mul for f in _MUL}, **{f: torch.div for f in _DIV}}
@@ -234,17 +245,20 @@ def _arithmetic(state: _State, func: Callable, args: tuple, kwargs: dict) -> _T:
         a, other, func = other, a, torch.sub
     if func in _RDIV:  # other / a: not affine in a
         if _graph(other) or not _graph(a):
-            raise ValueError(f"{_METHOD}: cannot propagate relevance through a division by a tensor that depends "
+            raise ValueError(f"{_METHOD}: cannot propagate relevance through a division by a "
+                             "tensor that depends "
                              f"on the input in {where}")
         return PassFunction.apply(a, lambda t: other / t)
     op = _OUT_OF_PLACE.get(func, func)
     if _graph(a) and _graph(other):
         if op in (torch.add, torch.sub):
             if extra.get("alpha", 1) != 1:
-                raise ValueError(f"{_METHOD}: add/sub with alpha != 1 of two tensors in {where} is not supported")
+                raise ValueError(f"{_METHOD}: add/sub with alpha != 1 of two tensors in {where} is "
+                                 "not supported")
             return SumFunction.apply(a, other, 1.0 if op is torch.add else -1.0,
                                      state.stack[-1] if state.stack else "sum", state.settings)
-        raise ValueError(f"{_METHOD}: cannot propagate relevance through a product or quotient of two tensors that "
+        raise ValueError(f"{_METHOD}: cannot propagate relevance through a product or quotient of "
+                         "two tensors that "
                          f"depend on the input ({_fname(func)} in {where})")
     x, constant, x_first = (a, other, True) if _graph(a) else (other, a, False)
 
@@ -254,10 +268,13 @@ def _arithmetic(state: _State, func: Callable, args: tuple, kwargs: dict) -> _T:
     with torch.no_grad():
         probe = fn(x.detach())
     if probe.shape != x.shape:
-        raise ValueError(f"{_METHOD}: {_fname(func)} in {where} broadcasts a tensor that depends on the input from "
-                         f"{tuple(x.shape)} to {tuple(probe.shape)}; relevance cannot be split there")
+        raise ValueError(f"{_METHOD}: {_fname(func)} in {where} broadcasts a tensor that depends "
+                         "on the input from "
+                         f"{tuple(x.shape)} to {tuple(probe.shape)}; relevance cannot be split "
+                         "there")
     if not x_first and op is torch.div:
-        raise ValueError(f"{_METHOD}: cannot propagate relevance through a division by a tensor that depends on the "
+        raise ValueError(f"{_METHOD}: cannot propagate relevance through a division by a tensor "
+                         "that depends on the "
                          f"input in {where}")
     out = PassFunction.apply(x, fn)
     bounds = _bounds(x)
@@ -275,12 +292,14 @@ def _pool(state: _State, func: Callable, args: tuple, kwargs: dict) -> _T:
 
 
 _ACTIVATIONS = [
-    F.relu, torch.relu, _T.relu, torch.relu_, _T.relu_, F.relu6, F.hardtanh, F.leaky_relu, F.elu, F.selu,
-    F.celu, F.gelu, F.silu, F.mish, F.softplus, F.hardswish, F.hardsigmoid, torch.sigmoid, _T.sigmoid,
+    F.relu, torch.relu, _T.relu, torch.relu_, _T.relu_, F.relu6, F.hardtanh, F.leaky_relu, F.elu,
+    F.selu, F.celu, F.gelu, F.silu, F.mish, F.softplus, F.hardswish, F.hardsigmoid, torch.sigmoid,
+    _T.sigmoid,
     _T.sigmoid_, torch.tanh, _T.tanh, _T.tanh_, F.prelu,
 ]
-_POOLS = [F.avg_pool2d, torch._C._nn.avg_pool2d, F.adaptive_avg_pool2d, torch._C._nn.adaptive_avg_pool2d,
-          torch.avg_pool1d, F.avg_pool1d, F.adaptive_avg_pool1d, torch.mean, _T.mean, torch.sum, _T.sum]
+_POOLS = [F.avg_pool2d, torch._C._nn.avg_pool2d, F.adaptive_avg_pool2d,
+          torch._C._nn.adaptive_avg_pool2d, torch.avg_pool1d, F.avg_pool1d, F.adaptive_avg_pool1d,
+          torch.mean, _T.mean, torch.sum, _T.sum]
 
 _HANDLERS: dict[Callable, Callable] = {
     F.conv2d: _conv, F.linear: _linear, F.batch_norm: _batch_norm,
@@ -292,7 +311,8 @@ _HANDLERS: dict[Callable, Callable] = {
 #: Operations that keep their gradient: they move values (and relevance) around without mixing them.
 _MOVES = {
     _T.view, _T.view_as, _T.reshape, _T.reshape_as, torch.reshape, torch.flatten, _T.flatten,
-    torch.squeeze, _T.squeeze, torch.unsqueeze, _T.unsqueeze, torch.permute, _T.permute, torch.transpose,
+    torch.squeeze, _T.squeeze, torch.unsqueeze, _T.unsqueeze, torch.permute, _T.permute,
+    torch.transpose,
     _T.transpose, _T.contiguous, _T.__getitem__, torch.clone, _T.clone, _T.to, _T.float, _T.double,
     _T.type_as, F.pad, torch._C._nn.pad, torch.narrow, _T.narrow, _T.expand_as,
 }
@@ -302,7 +322,8 @@ _MOVES_MANY = {torch.cat, torch.concat, torch.stack, torch.split, _T.split, torc
 _MAX = {F.max_pool2d, torch.max_pool2d, torch._C._nn.max_pool2d_with_indices, F.adaptive_max_pool2d,
         torch._C._nn.adaptive_max_pool2d, F.max_pool1d, torch.max_pool1d}
 #: Identity in eval mode.
-_IDENTITY = {F.dropout, torch.dropout, F.dropout2d, F.dropout1d, torch.feature_dropout, torch.alpha_dropout,
+_IDENTITY = {F.dropout, torch.dropout, F.dropout2d, F.dropout1d, torch.feature_dropout,
+             torch.alpha_dropout,
              F.alpha_dropout}
 _GRADIENT_OPS = _MOVES | _MOVES_MANY | _MAX | _IDENTITY
 
@@ -338,13 +359,16 @@ class _LRPMode(TorchFunctionMode):
         if func in _GRADIENT_OPS:
             if func in _MOVES and args and _bounds(args[0]) is not None and _graph(result):
                 low, high = _bounds(args[0])
-                result._lrp_bounds = (func(low, *args[1:], **kwargs), func(high, *args[1:], **kwargs))
+                rest = args[1:]
+                result._lrp_bounds = (func(low, *rest, **kwargs), func(high, *rest, **kwargs))
             return result
         if not _graph_result(result):
             return result
         raise ValueError(
-            f"{_METHOD}: no relevance rule for {_fname(func)} in {_where(self.state)} (supported: convolutions, "
-            "linear layers, BatchNorm after them, ReLU-like activations, sums, average and max pooling, reshaping)"
+            f"{_METHOD}: no relevance rule for {_fname(func)} in {_where(self.state)} (supported: "
+            "convolutions, "
+            "linear layers, BatchNorm after them, ReLU-like activations, sums, average and max "
+            "pooling, reshaping)"
         )
 
 
@@ -369,22 +393,26 @@ def _check_float(value: object, name: str, *, minimum: float = 0.0, strict: bool
         ok = float(value) > minimum if strict else float(value) >= minimum
     if not ok or float(value) == float("inf"):
         relation = ">" if strict else ">="
-        raise ValueError(f"{_METHOD}: {name} must be a finite number {relation} {minimum}, got {value!r}")
+        raise ValueError(f"{_METHOD}: {name} must be a finite number {relation} {minimum}, got "
+                         f"{value!r}")
     return float(value)
 
 
 def _resolve(composite: str | None, rule: str | None, first_rule: str | None) -> Composite:
     if rule is not None and composite is not None:
-        raise ValueError(f"{_METHOD}: give either rule= or composite=, not both (got rule={rule!r}, "
+        raise ValueError(f"{_METHOD}: give either rule= or composite=, not both (got "
+                         f"rule={rule!r}, "
                          f"composite={composite!r})")
     if rule is not None:
         if rule not in RULES:
-            raise ValueError(f"{_METHOD}: rule must be one of {', '.join(map(repr, RULES))}, got {rule!r}")
+            raise ValueError(f"{_METHOD}: rule must be one of {', '.join(map(repr, RULES))}, got "
+                             f"{rule!r}")
         base = Composite(rule, rule, None, (), "")
     else:
         name = "epsilon_gamma_box" if composite is None else composite
         if name not in COMPOSITES:
-            raise ValueError(f"{_METHOD}: composite must be one of {', '.join(map(repr, COMPOSITES))}, "
+            known = ", ".join(map(repr, COMPOSITES))
+            raise ValueError(f"{_METHOD}: composite must be one of {known}, "
                              f"got {composite!r}")
         base = COMPOSITES[name]
     if first_rule is not None:
@@ -401,19 +429,22 @@ def _bound_tensor(value: object, name: str, x: _T) -> _T:
     elif isinstance(value, torch.Tensor) and value.is_floating_point():
         t = value.detach().to(dtype=x.dtype, device=x.device)
     else:
-        raise ValueError(f"{_METHOD}: {name} must be a number or a float tensor broadcastable to x, got {value!r}")
+        raise ValueError(f"{_METHOD}: {name} must be a number or a float tensor broadcastable to "
+                         f"x, got {value!r}")
     try:
         t = torch.broadcast_to(t, x.shape).clone()
     except RuntimeError:
-        raise ValueError(f"{_METHOD}: {name} of shape {tuple(t.shape)} does not broadcast to x's shape "
+        raise ValueError(f"{_METHOD}: {name} of shape {tuple(t.shape)} does not broadcast to x's "
+                         "shape "
                          f"{tuple(x.shape)}") from None
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{_METHOD}: {name} must be finite")
     return t
 
 
-def _propagate(model: nn.Module, x: _T, target: TargetLike, *, composite: str | None, rule: str | None,
-               first_rule: str | None, epsilon: float, gamma: float, stabilizer: float, low: object,
+def _propagate(model: nn.Module, x: _T, target: TargetLike, *, composite: str | None,
+               rule: str | None, first_rule: str | None, epsilon: float, gamma: float,
+               stabilizer: float, low: object,
                high: object, trace: list | None) -> _T:
     x = check_input(x, model, method=_METHOD)
     target_ = as_target(target, x.shape[0], method=_METHOD)
@@ -422,7 +453,8 @@ def _propagate(model: nn.Module, x: _T, target: TargetLike, *, composite: str | 
                         _check_float(stabilizer, "stabilizer"), trace)
     low_t, high_t = _bound_tensor(low, "low", x), _bound_tensor(high, "high", x)
     if not bool((low_t <= high_t).all()):
-        raise ValueError(f"{_METHOD}: low must be <= high everywhere, got low={low!r}, high={high!r}")
+        raise ValueError(f"{_METHOD}: low must be <= high everywhere, got low={low!r}, "
+                         f"high={high!r}")
     state = _State(comp, settings)
     with model_guard(model, method=_METHOD) as handles:
         check_channels(model, x.shape[1], handles, method=_METHOD)
@@ -434,12 +466,15 @@ def _propagate(model: nn.Module, x: _T, target: TargetLike, *, composite: str | 
         state.stack.clear()
         scores = select_scores(output, target_, method=_METHOD, n=x.shape[0])
         if state.layers == 0:
-            raise ValueError(f"{_METHOD}: the model ran no convolution or linear layer on the input")
+            raise ValueError(f"{_METHOD}: the model ran no convolution or linear layer on the "
+                             "input")
         relevance = None
         if scores.requires_grad:
-            (relevance,) = torch.autograd.grad(scores, inputs, grad_outputs=scores.detach(), allow_unused=True)
+            (relevance,) = torch.autograd.grad(scores, inputs, grad_outputs=scores.detach(),
+                                               allow_unused=True)
     if relevance is None:
-        raise ValueError(f"{_METHOD}: the target score does not depend on the input x (no path in the graph)")
+        raise ValueError(f"{_METHOD}: the target score does not depend on the input x (no path in "
+                         "the graph)")
     return relevance
 
 
@@ -466,9 +501,11 @@ def lrp(
     M. Kohlbrenner et al., IJCNN 2020; the implementation follows zennit (Anders et al. 2021).
 
     Formula: the relevance at the output is the target score, ``R = f_c(x)``; a convolution or
-    dense layer ``z = W a + b`` (BatchNorm folded in) passes ``R_in = a * rho(W)^T (R / stab(z_rho))``
+    dense layer ``z = W a + b`` (BatchNorm folded in) passes
+    ``R_in = a * rho(W)^T (R / stab(z_rho))``
     to its input, with ``rho`` its rule (``epsilon``: ``W``; ``gamma``: ``W + gamma W+``;
-    ``alpha1_beta0``: positive contributions only; ``alpha2_beta1``: ``2 x positive - 1 x negative``;
+    ``alpha1_beta0``: positive contributions only; ``alpha2_beta1``:
+    ``2 x positive - 1 x negative``;
     ``zb``: ``a W - low W+ - high W-`` for inputs bounded by ``[low, high]``; ``flat``: uniform);
     residual sums and average pooling split relevance by contribution, ReLUs pass it, max pooling
     gives it to the winner. The epsilon (eps -> 0), alpha-beta, z^B and flat rules conserve
@@ -490,12 +527,13 @@ def lrp(
             activations, residual sums, pooling and reshaping; run in eval mode, left unchanged.
         x: float images (N, C, H, W) in [``low``, ``high``].
         target: class index, one index per image, or a callable ``output -> (N,)`` scores.
-        composite: a key of :data:`COMPOSITES` (default ``"epsilon_gamma_box"`` when ``rule`` is None).
+        composite: a key of :data:`COMPOSITES` (default ``"epsilon_gamma_box"`` when ``rule``
+            is None).
         rule: one of :data:`RULES` for every layer (instead of a composite).
         first_rule: a rule for the layers that read the input, overriding the composite's.
         epsilon: the epsilon rule's stabiliser (zennit's default 1e-6).
         gamma: the gamma rule's weight of positive contributions (zennit's default 0.25).
-        stabiliser: the other rules' stabiliser (1e-6).
+        stabilizer: the other rules' stabiliser (1e-6).
         low, high: the bounds of the input domain (numbers or tensors broadcastable to ``x``).
         reduce: ``None`` keeps (N, C, H, W); a :func:`reduce_channels` name gives (N, H, W).
 
@@ -508,13 +546,15 @@ def lrp(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-        ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
         >>> lrp(net, torch.rand(2, 3, 8, 8), target=0, composite="epsilon_plus_flat").shape
         torch.Size([2, 3, 8, 8])
     """
     relevance = _propagate(model, x, target, composite=composite, rule=rule, first_rule=first_rule,
-                           epsilon=epsilon, gamma=gamma, stabilizer=stabilizer, low=low, high=high, trace=None)
+                           epsilon=epsilon, gamma=gamma, stabilizer=stabilizer, low=low, high=high,
+                           trace=None)
     return relevance if reduce is None else reduce_channels(relevance, reduce)
 
 
@@ -524,7 +564,7 @@ def relevance_by_layer(
     target: TargetLike,
     **options: Any,
 ) -> tuple[torch.Tensor, list[LayerRelevance]]:
-    """:func:`lrp` (same options, no ``reduce``) and the relevance each propagation step received and passed on.
+    """:func:`lrp` (same options, no ``reduce``) and the relevance each step received and passed on.
 
     Returns:
         The (N, C, H, W) relevance and one :class:`LayerRelevance` per step (layer, folded
@@ -534,17 +574,19 @@ def relevance_by_layer(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False), torch.nn.ReLU(), torch.nn.Linear(3, 2, bias=False))
-        >>> _, steps = relevance_by_layer(net, torch.rand(1, 1, 1, 4), 0, rule="epsilon", epsilon=0.0)
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False), nn.ReLU(),
+        ...                     nn.Linear(3, 2, bias=False))
+        >>> _, steps = relevance_by_layer(net, torch.rand(1, 1, 2, 2), 0, rule="epsilon")
         >>> [s.name for s in steps]
-        ['2', '0']
+        ['3', '1']
     """
     known = {"composite", "rule", "first_rule", "epsilon", "gamma", "stabilizer", "low", "high"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"relevance_by_layer: unknown option(s) {', '.join(unknown)}")
-    defaults = dict(composite=None, rule=None, first_rule=None, epsilon=1e-6, gamma=0.25, stabilizer=1e-6,
-                    low=0.0, high=1.0)
+    defaults = dict(composite=None, rule=None, first_rule=None, epsilon=1e-6, gamma=0.25,
+                    stabilizer=1e-6, low=0.0, high=1.0)
     trace: list[LayerRelevance] = []
     relevance = _propagate(model, x, target, **{**defaults, **options}, trace=trace)
     return relevance, trace
