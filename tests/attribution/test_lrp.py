@@ -389,7 +389,22 @@ class _LoneBatchNorm(nn.Module):
         return self.fc(self.bn(x).mean((2, 3)))
 
 
+class _InPlaceStatement(nn.Module):
+    """``y.add_(z)`` as a statement: its result is not used, the old tensor is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, z = self.conv(x), self.conv(x)
+        y.add_(z)
+        return self.fc(y.mean((2, 3)))
+
+
 @pytest.mark.parametrize("model_fn, options, message", [
+    (_InPlaceStatement, {}, "changed by an in-place operation is used again"),
     (vgg_style, {"composite": "box"}, "composite must be one of"),
     (vgg_style, {"rule": "z_plus"}, "rule must be one of"),
     (vgg_style, {"rule": "epsilon", "composite": "epsilon_plus_flat"}, "either rule= or composite="),

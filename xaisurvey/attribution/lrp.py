@@ -28,6 +28,9 @@ layers, BatchNorms and residual additions wherever they are called (modules or f
   by contribution; max pooling keeps its gradient (winner takes all); reshaping, slicing, padding
   and concatenation move it with the values; elementwise operations with constants (the model's
   own input normalisation) pass it unchanged.
+* In-place operations (``+=``, ``add_``, ``relu_``, ``inplace=True``) run out of place, which is
+  what code that uses their result needs (``out += identity``, ``nn.ReLU(inplace=True)``); a
+  tensor changed in place and then used again under its old name raises.
 * Anything else that depends on the input (a product of two such tensors, softmax, upsampling,
   an unlisted operation) raises a one-line ``ValueError`` naming the operation and the module.
 
@@ -38,6 +41,7 @@ turns them into ``(0 - mean) / std`` and ``(1 - mean) / std`` per channel).
 from __future__ import annotations
 
 import inspect
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -74,6 +78,16 @@ class _State:
     settings: Settings
     stack: list[str] = field(default_factory=list)
     layers: int = 0
+    # Tensors an in-place operation was called on: it ran out of place here, so the old tensor
+    # must not be used again (id -> weak reference).
+    stale: dict[int, Any] = field(default_factory=dict)
+
+    def mark_stale(self, t: _T) -> None:
+        self.stale[id(t)] = weakref.ref(t)
+
+    def is_stale(self, t: object) -> bool:
+        ref = self.stale.get(id(t))
+        return ref is not None and ref() is t
 
 
 # --- the operations and their handlers ---------------------------------------------------------
@@ -206,10 +220,12 @@ def _inplace_off(func: Callable, args: tuple, kwargs: dict) -> Callable[[_T], _T
         return torch.sigmoid
     if func in (_T.tanh_,):
         return torch.tanh
-    try:
-        params = _SIGNATURES.setdefault(func, inspect.signature(func)).parameters
-    except (TypeError, ValueError):
-        params = {}
+    if func not in _SIGNATURES:
+        try:
+            _SIGNATURES[func] = inspect.signature(func)
+        except (TypeError, ValueError):
+            _SIGNATURES[func] = inspect.Signature()
+    params = _SIGNATURES[func].parameters
     if "inplace" in params:
         bound = _bind(func, args, kwargs)
         bound.arguments["inplace"] = False
@@ -222,6 +238,8 @@ def _activation(state: _State, func: Callable, args: tuple, kwargs: dict) -> _T:
     x = args[0] if args else kwargs["input"]
     if not _graph(x):
         return func(*args, **kwargs)
+    if func in _INPLACE or kwargs.get("inplace") or (len(args) > 1 and args[-1] is True):
+        state.mark_stale(x)
     return PassFunction.apply(x, _inplace_off(func, args, kwargs))
 
 
@@ -232,6 +250,8 @@ _MUL = {torch.mul, torch.multiply, _T.mul, _T.mul_, _T.__mul__, _T.__imul__, _T.
 _DIV = {torch.div, torch.divide, torch.true_divide, _T.div, _T.div_, _T.__truediv__,
         _T.__itruediv__}
 _RDIV = {_T.__rtruediv__}
+_INPLACE = {_T.add_, _T.__iadd__, _T.sub_, _T.__isub__, _T.mul_, _T.__imul__, _T.div_,
+            _T.__itruediv__, torch.relu_, _T.relu_, _T.sigmoid_, _T.tanh_}
 _OUT_OF_PLACE = {**{f: torch.add for f in _ADD}, **{f: torch.sub for f in _SUB},
                  **{f: torch.mul for f in _MUL}, **{f: torch.div for f in _DIV}}
 
@@ -348,13 +368,26 @@ class _LRPMode(TorchFunctionMode):
         super().__init__()
         self.state = state
 
+    def check_stale(self, func: Callable, args: tuple, kwargs: dict) -> None:
+        values = [*args, *kwargs.values()]
+        values += [v for value in values if isinstance(value, (list, tuple)) for v in value]
+        if any(self.state.is_stale(v) for v in values):
+            raise ValueError(
+                f"{_METHOD}: a tensor changed by an in-place operation is used again "
+                f"({_fname(func)} in {_where(self.state)}); LRP runs in-place operations out of "
+                "place, so use their result (x = x.add(y), x = torch.relu(x))")
+
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         if not _graph_args(args, kwargs):
             return func(*args, **kwargs)
+        self.check_stale(func, args, kwargs)
         handler = _HANDLERS.get(func)
         if handler is not None:
-            return handler(self.state, func, args, kwargs)
+            result = handler(self.state, func, args, kwargs)
+            if func in _INPLACE:
+                self.state.mark_stale(args[0])
+            return result
         result = func(*args, **kwargs)
         if func in _GRADIENT_OPS:
             if func in _MOVES and args and _bounds(args[0]) is not None and _graph(result):
@@ -461,9 +494,15 @@ def _propagate(model: nn.Module, x: _T, target: TargetLike, *, composite: str | 
         _track_names(model, state, handles)
         inputs = x.detach().requires_grad_(True)
         inputs._lrp_bounds = (low_t, high_t)
-        with _LRPMode(state):
+        mode = _LRPMode(state)
+        with mode:
             output = model(inputs)
         state.stack.clear()
+        outputs = output if isinstance(output, (list, tuple)) else [output]
+        if any(state.is_stale(o) for o in outputs):
+            raise ValueError(f"{_METHOD}: the model returns a tensor changed by an in-place "
+                             "operation; LRP runs in-place operations out of place, so use their "
+                             "result")
         scores = select_scores(output, target_, method=_METHOD, n=x.shape[0])
         if state.layers == 0:
             raise ValueError(f"{_METHOD}: the model ran no convolution or linear layer on the "
