@@ -3,7 +3,7 @@
 Every method is ``f(model, x, target, **options) -> torch.Tensor`` with ``x`` a float batch
 (N, C, H, W) and ``target`` an int, one int per image, or a callable on the model output.
 Map methods (``cam``, ``grad_cam``, ``visual_backprop``) return (N, H, W); input-space methods
-(``saliency``, ``smoothgrad``, ``guided_backprop``, ``guided_grad_cam``) return (N, C, H, W)
+(``saliency``, ``smoothgrad``, ``guided_backprop``, ``guided_grad_cam``, ``lrp``) return (N, C, H, W)
 unless asked to reduce channels. Nothing is normalised inside a method: see the helpers
 :func:`minmax`, :func:`max_abs` and :func:`reduce_channels`. The user's model is left exactly as
 it was. A model wrapped in ``nn.DataParallel`` or ``DistributedDataParallel`` is refused with a
@@ -19,6 +19,7 @@ from .cam import cam
 from .grad_cam import grad_cam
 from .guided_backprop import GuidedBackpropWarning, guided_backprop
 from .guided_grad_cam import guided_grad_cam
+from .lrp import lrp, relevance_by_layer
 from .normalize import max_abs, minmax, reduce_channels
 from .saliency import saliency
 from .smoothgrad import smoothgrad
@@ -34,6 +35,8 @@ __all__ = [
     "guided_backprop",
     "guided_grad_cam",
     "visual_backprop",
+    "lrp",
+    "relevance_by_layer",
     "GuidedBackpropWarning",
     "minmax",
     "max_abs",

@@ -27,6 +27,7 @@ from .cam import cam
 from .grad_cam import grad_cam
 from .guided_backprop import guided_backprop
 from .guided_grad_cam import guided_grad_cam
+from .lrp import lrp
 from .normalize import reduce_channels
 from .saliency import saliency
 from .smoothgrad import smoothgrad
@@ -141,6 +142,12 @@ _TABLE: list[MethodSpec] = [
     MethodSpec(
         name="visual_backprop", function=visual_backprop, family="activation", needs_layer=False,
         class_sensitive=False, floor="forward", output="map", paper="Bojarski et al. (2016)",
+    ),
+    # --- relevance (issue 15)
+    MethodSpec(
+        name="lrp", function=lrp, family="relevance", needs_layer=False, class_sensitive=True,
+        floor="backward_to_input", output="input", paper="Bach et al. (2015); Montavon et al. (2019)",
+        to_map="sum", defaults={"composite": "epsilon_gamma_box"},
     ),
 ]
 
