@@ -4,7 +4,8 @@ Every method is ``f(model, x, target, **options) -> torch.Tensor`` with ``x`` a 
 (N, C, H, W) and ``target`` an int, one int per image, or a callable on the model output.
 Map methods (``cam``, ``grad_cam``, ``visual_backprop``) return (N, H, W); input-space methods
 (``saliency``, ``smoothgrad``, ``guided_backprop``, ``guided_grad_cam``) return (N, C, H, W)
-unless asked to reduce channels. Nothing is normalised inside a method: see the helpers
+unless asked to reduce channels; the perturbation methods (``occlusion``, ``rise``, ``lime``,
+``kernel_shap``) only run the model and return (N, H, W). Nothing is normalised inside a method: see the helpers
 :func:`minmax`, :func:`max_abs` and :func:`reduce_channels`. The user's model is left exactly as
 it was.
 
@@ -17,7 +18,11 @@ from .cam import cam
 from .grad_cam import grad_cam
 from .guided_backprop import GuidedBackpropWarning, guided_backprop
 from .guided_grad_cam import guided_grad_cam
+from .kernel_shap import kernel_shap
+from .lime import lime
 from .normalize import max_abs, minmax, reduce_channels
+from .occlusion import occlusion
+from .rise import rise, rise_masks
 from .saliency import saliency
 from .smoothgrad import smoothgrad
 from .visual_backprop import visual_backprop
@@ -32,6 +37,11 @@ __all__ = [
     "guided_backprop",
     "guided_grad_cam",
     "visual_backprop",
+    "occlusion",
+    "rise",
+    "rise_masks",
+    "lime",
+    "kernel_shap",
     "GuidedBackpropWarning",
     "minmax",
     "max_abs",
