@@ -155,7 +155,6 @@ def test_kernel_shap_matches_captum_given_samples():
     assert not exact
     explainer = captum_attr.KernelShap(model)
     explainer.perturb_func = _feed(z)
-    explainer.inf_weight = 1e12  # captum's stand-in for the infinite end-point weights
     theirs = explainer.attribute(x, target=1, baselines=0.0, feature_mask=seg[None, None], n_samples=samples)
     assert float((ours - theirs[:, 0]).abs().max()) < TOL
 
