@@ -15,7 +15,8 @@ of times per image; the small settings keep the whole benchmark within a few min
   feature mask, ``n_samples`` and batch.
 
 ``python benchmarks/tasks_perturbation.py --memory-sweep`` measures the peak extra memory of each
-method at several ``batch_size`` values (one 224 x 224 image, 64 perturbed copies), each in a
+method at several ``batch_size`` values (one 112 x 112 image, 32 perturbed copies; occlusion:
+a 20-pixel window and stride, 36 windows + 1), each in a
 fresh process (peak RSS from ``/proc/self/status`` ``VmHWM`` after resetting it, minus the RSS
 before the call, as ``attribution.py`` does).
 """
@@ -101,8 +102,9 @@ def tasks(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, *, peer
 # ------------------------------------------------------------------------------------------
 # Peak memory at several batch sizes
 
-SWEEP_BATCH_SIZES = (4, 16, 64)
-SWEEP_COPIES = 64
+SWEEP_BATCH_SIZES = (4, 8, 32)
+SWEEP_COPIES = 32
+SWEEP_SIZE = 112
 
 
 def _sweep_call(name: str, batch_size: int):
@@ -112,14 +114,14 @@ def _sweep_call(name: str, batch_size: int):
 
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None).eval()
-    x = torch.rand((1, 3, 224, 224), generator=torch.Generator().manual_seed(0))
-    seg = _grid(224, 8)
+    x = torch.rand((1, 3, SWEEP_SIZE, SWEEP_SIZE), generator=torch.Generator().manual_seed(0))
+    seg = _grid(SWEEP_SIZE, 8)
     calls = {
-        "occlusion": lambda: occlusion(model, x, 1, window=28, stride=28, baseline=0.0, batch_size=batch_size),
+        "occlusion": lambda: occlusion(model, x, 1, window=20, stride=20, baseline=0.0, batch_size=batch_size),
         "rise": lambda: rise(model, x, 1, samples=SWEEP_COPIES, batch_size=batch_size),
         "lime": lambda: lime(model, x, 1, samples=SWEEP_COPIES, segments=seg, batch_size=batch_size),
         "kernel_shap": lambda: kernel_shap(model, x, 1, samples=SWEEP_COPIES, segments=seg, batch_size=batch_size),
-        "floor": lambda: _floor(model, torch.rand((SWEEP_COPIES, 3, 224, 224)), batch_size)(),
+        "floor": lambda: _floor(model, torch.rand((SWEEP_COPIES, 3, SWEEP_SIZE, SWEEP_SIZE)), batch_size)(),
     }
     return calls[name]
 
