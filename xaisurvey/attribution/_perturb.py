@@ -7,6 +7,7 @@ rows, building each chunk's perturbed images only when they are needed, so the e
 bounded by ``batch_size`` and the cost is the forward passes plus one blend per chunk.
 :func:`superpixels` gives the segmentations of LIME and KernelSHAP.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,19 +18,38 @@ from torch import nn
 
 from ._core import Target, check_channels, check_positive_int, model_guard, select_scores
 
-__all__ = ["check_baseline", "masked_scores", "coalition_scores", "superpixels", "check_fraction", "check_seed",
-           "segment_means"]
+__all__ = [
+    "check_baseline",
+    "masked_scores",
+    "coalition_scores",
+    "superpixels",
+    "check_fraction",
+    "check_seed",
+    "segment_means",
+]
 
 
-def check_fraction(value: object, name: str, method: str, *, low: float = 0.0, high: float = 1.0,
-                   open_low: bool = True, open_high: bool = False) -> float:
-    """``value`` as a float in the interval (``low``, ``high``] (ends as asked), else a one-line error."""
+def check_fraction(
+    value: object,
+    name: str,
+    method: str,
+    *,
+    low: float = 0.0,
+    high: float = 1.0,
+    open_low: bool = True,
+    open_high: bool = False,
+) -> float:
+    """``value`` as a float in (``low``, ``high``] (ends as asked), else a one-line error."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
-        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+        ok = (value > low if open_low else value >= low) and (
+            value < high if open_high else value <= high
+        )
     if not ok:
         left, right = "(" if open_low else "[", ")" if open_high else "]"
-        raise ValueError(f"{method}: {name} must be a number in {left}{low}, {high}{right}, got {value!r}")
+        raise ValueError(
+            f"{method}: {name} must be a number in {left}{low}, {high}{right}, got {value!r}"
+        )
     return float(value)
 
 
@@ -53,7 +73,9 @@ def check_baseline(baseline: object, x: torch.Tensor, method: str) -> torch.Tens
             raise ValueError(f"{method}: baseline must be finite, got {baseline!r}")
         return torch.full((1, 1, 1, 1), float(baseline), dtype=x.dtype, device=x.device)
     if not isinstance(baseline, torch.Tensor):
-        raise ValueError(f"{method}: baseline must be a number or a tensor, got {type(baseline).__name__}")
+        raise ValueError(
+            f"{method}: baseline must be a number or a tensor, got {type(baseline).__name__}"
+        )
     b = baseline.to(device=x.device, dtype=x.dtype)
     if not bool(torch.isfinite(b).all()):
         raise ValueError(f"{method}: baseline contains NaN or infinite values")
@@ -66,7 +88,8 @@ def check_baseline(baseline: object, x: torch.Tensor, method: str) -> torch.Tens
         ok = False
     if not ok:
         raise ValueError(
-            f"{method}: baseline of shape {tuple(baseline.shape)} does not broadcast to x's shape {tuple(x.shape)}"
+            f"{method}: baseline of shape {tuple(baseline.shape)} does not broadcast to x's shape "
+            f"{tuple(x.shape)}"
         )
     return b
 
@@ -81,7 +104,9 @@ def masked_scores(
     *,
     batch_size: int,
     method: str,
-    on_chunk: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+    on_chunk: (
+        Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None] | None
+    ) = None,
 ) -> torch.Tensor | list[torch.Tensor]:
     """Scores of perturbed copies of every image: (N, samples), or a list of (S_n,) tensors.
 
@@ -111,7 +136,11 @@ def masked_scores(
             b = baseline[images] if full_baseline else baseline
             inputs = torch.lerp(b.expand(stop - start, *x.shape[1:]), x[images], masks)
             out = model(inputs)
-            rows_target = Target(indices=target.indices[images.cpu()]) if target.indices is not None else target
+            rows_target = (
+                Target(indices=target.indices[images.cpu()])
+                if target.indices is not None
+                else target
+            )
             scores[start:stop] = select_scores(out, rows_target, method=method, n=stop - start)
             if on_chunk is not None:
                 on_chunk(images, copies, masks, scores[start:stop])
@@ -119,7 +148,9 @@ def masked_scores(
     return scores.view(n, counts[0]) if isinstance(samples, int) else list(scores.split(counts))
 
 
-def superpixels(x: torch.Tensor, segments: object, n_segments: int, compactness: float, method: str) -> torch.Tensor:
+def superpixels(
+    x: torch.Tensor, segments: object, n_segments: int, compactness: float, method: str
+) -> torch.Tensor:
     """One segmentation per image, (N, H, W) long with labels 0..M_n - 1 (consecutive).
 
     ``segments``: ``"slic"`` (scikit-image's SLIC, Achanta et al. 2012, on the image in [0, 1]
@@ -130,12 +161,16 @@ def superpixels(x: torch.Tensor, segments: object, n_segments: int, compactness:
     n, _, h, w = x.shape
     if isinstance(segments, torch.Tensor):
         if segments.is_floating_point() or segments.is_complex() or segments.dtype == torch.bool:
-            raise ValueError(f"{method}: segments must be an integer tensor, got dtype {segments.dtype}")
+            raise ValueError(
+                f"{method}: segments must be an integer tensor, got dtype {segments.dtype}"
+            )
         if segments.dim() == 2:
             segments = segments.unsqueeze(0).expand(n, -1, -1)
         if segments.dim() != 3 or segments.shape[0] != n or tuple(segments.shape[1:]) != (h, w):
-            raise ValueError(f"{method}: segments must have shape (H, W) = {(h, w)} or (N, H, W), "
-                             f"got {tuple(segments.shape)}")
+            raise ValueError(
+                f"{method}: segments must have shape (H, W) = {(h, w)} or (N, H, W), "
+                f"got {tuple(segments.shape)}"
+            )
         out = torch.empty((n, h, w), dtype=torch.long, device=x.device)
         for i in range(n):
             _, inverse = torch.unique(segments[i].to(x.device), return_inverse=True)
@@ -151,31 +186,48 @@ def superpixels(x: torch.Tensor, segments: object, n_segments: int, compactness:
         try:
             from skimage.segmentation import slic
         except ImportError as error:  # pragma: no cover - scikit-image is a dependency
-            raise ImportError(f"{method}: segments='slic' needs scikit-image (pip install scikit-image)") from error
+            raise ImportError(
+                f"{method}: segments='slic' needs scikit-image (pip install scikit-image)"
+            ) from error
         out = torch.empty((n, h, w), dtype=torch.long)
         for i in range(n):
             image = x[i].detach().to("cpu", torch.float64).permute(1, 2, 0).clamp(0, 1).numpy()
             if image.shape[2] == 1:
-                labels = slic(image[..., 0], n_segments=n_segments, compactness=compactness, start_label=0,
-                              channel_axis=None)
+                labels = slic(
+                    image[..., 0],
+                    n_segments=n_segments,
+                    compactness=compactness,
+                    start_label=0,
+                    channel_axis=None,
+                )
             else:
-                labels = slic(image, n_segments=n_segments, compactness=compactness, start_label=0,
-                              channel_axis=-1, convert2lab=image.shape[2] == 3)
+                labels = slic(
+                    image,
+                    n_segments=n_segments,
+                    compactness=compactness,
+                    start_label=0,
+                    channel_axis=-1,
+                    convert2lab=image.shape[2] == 3,
+                )
             _, inverse = torch.unique(torch.from_numpy(labels), return_inverse=True)
             out[i] = inverse.view(h, w)
         return out.to(x.device)
-    raise ValueError(f"{method}: segments must be 'slic', 'grid' or an integer tensor (H, W) or (N, H, W), "
-                     f"got {segments!r}")
+    raise ValueError(
+        f"{method}: segments must be 'slic', 'grid' or an integer tensor (H, W) or (N, H, W), "
+        f"got {segments!r}"
+    )
 
 
 def segment_means(x: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
-    """Each pixel replaced by the mean colour of its superpixel, (N, C, H, W) (lime_image's ``hide_color=None``)."""
+    """Each pixel set to its superpixel's mean colour, (N, C, H, W) (lime's ``hide_color=None``)."""
     n, c, h, w = x.shape
     out = torch.empty_like(x)
     for i in range(n):
         labels = segments[i].reshape(-1)
         m = int(labels.max()) + 1
-        sums = torch.zeros((c, m), dtype=x.dtype, device=x.device).index_add_(1, labels, x[i].reshape(c, -1))
+        sums = torch.zeros((c, m), dtype=x.dtype, device=x.device).index_add_(
+            1, labels, x[i].reshape(c, -1)
+        )
         counts = torch.bincount(labels, minlength=m).to(x.dtype)
         out[i] = (sums / counts).index_select(1, labels).view(c, h, w)
     return out
@@ -210,18 +262,30 @@ def coalition_scores(
         keep = padded[images, copies]  # (B, M)
         return keep.gather(1, labels[images]).view(-1, 1, h, w)
 
-    return masked_scores(model, x, baseline, target, counts, mask_rows, batch_size=batch_size, method=method)
+    return masked_scores(
+        model, x, baseline, target, counts, mask_rows, batch_size=batch_size, method=method
+    )
 
 
-def prepare_superpixels(x: torch.Tensor, segments: object, n_segments: object, compactness: object,
-                        baseline: object, method: str) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Segmentations (N, H, W), the baseline (broadcasting to x) and the superpixel count of each image."""
+def prepare_superpixels(
+    x: torch.Tensor,
+    segments: object,
+    n_segments: object,
+    compactness: object,
+    baseline: object,
+    method: str,
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Segmentations (N, H, W), the baseline (broadcasting to x), each image's superpixel count."""
     n_segments = check_positive_int(n_segments, "n_segments", method)
-    compactness = check_fraction(compactness, "compactness", method, high=float("inf"), open_high=True)
+    compactness = check_fraction(
+        compactness, "compactness", method, high=float("inf"), open_high=True
+    )
     segs = superpixels(x, segments, n_segments, compactness, method)
     if isinstance(baseline, str):
         if baseline != "mean":
-            raise ValueError(f"{method}: baseline must be 'mean', a number or a tensor, got {baseline!r}")
+            raise ValueError(
+                f"{method}: baseline must be 'mean', a number or a tensor, got {baseline!r}"
+            )
         base = segment_means(x, segs)
     else:
         base = check_baseline(baseline, x, method)

@@ -1,4 +1,5 @@
 """KernelSHAP on superpixels (Lundberg and Lee, 2017)."""
+
 from __future__ import annotations
 
 import itertools
@@ -12,7 +13,7 @@ from ._perturb import check_seed, coalition_scores, paint, prepare_superpixels
 
 __all__ = ["kernel_shap", "kernel_shap_samples", "shapley_kernel", "constrained_least_squares"]
 
-#: Enumerate every coalition (exact Shapley values) when 2^M is at most this and at most ``samples``.
+#: Enumerate every coalition (exact Shapley values) when 2^M is at most this and ``samples``.
 _MAX_ENUMERATION = 2**16
 
 
@@ -41,7 +42,7 @@ def kernel_shap_samples(superpixels: int, samples: int, seed: int = 0) -> tuple[
     ``torch.Generator`` seeded with ``seed``; duplicates are kept.
     """
     m = superpixels
-    if m <= 16 and 2**m <= samples:
+    if m <= 16 and 2**m <= min(samples, _MAX_ENUMERATION):
         rows = sorted(itertools.product((0, 1), repeat=m), key=lambda r: (sum(r), r[::-1]))
         z = torch.tensor(rows, dtype=torch.float32)
         return torch.cat([z[-1:], z[:1], z[1:-1]]), True
@@ -57,8 +58,9 @@ def kernel_shap_samples(superpixels: int, samples: int, seed: int = 0) -> tuple[
     return z, False
 
 
-def constrained_least_squares(z: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, full: torch.Tensor,
-                              empty: torch.Tensor) -> torch.Tensor:
+def constrained_least_squares(
+    z: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, full: torch.Tensor, empty: torch.Tensor
+) -> torch.Tensor:
     """Shapley values from scored coalitions: the weighted least squares fit of
     ``y_j ~ S(empty) + z_j . phi`` subject to ``sum(phi) = S(full) - S(empty)`` (the paper's
     infinite weights of the two end points, imposed exactly by eliminating the last
@@ -128,8 +130,10 @@ def kernel_shap(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
-        >>> kernel_shap(net, torch.rand(2, 3, 16, 16), 0, samples=20, segments="grid", n_segments=4).shape
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> kernel_shap(net, x, 0, samples=20, segments="grid", n_segments=4).shape
         torch.Size([2, 16, 16])
     """
     import warnings
@@ -143,13 +147,22 @@ def kernel_shap(
     segs, base, counts = prepare_superpixels(x, segments, n_segments, compactness, baseline, method)
     drawn = [kernel_shap_samples(m, samples, seed) for m in counts]
     coalitions = [z for z, _ in drawn]
-    scores = coalition_scores(model, x, base, target_, segs, coalitions, batch_size=batch_size, method=method)
+    scores = coalition_scores(
+        model, x, base, target_, segs, coalitions, batch_size=batch_size, method=method
+    )
     values = []
     for (z, exact), y in zip(drawn, scores):
         z = z.to(y.device)
         if not exact and samples - 2 < z.shape[1] - 1:
-            warnings.warn(f"{method}: {samples} samples are too few for {z.shape[1]} superpixels "
-                          f"(need at least {z.shape[1] + 1}); the solution is not unique", stacklevel=2)
-        weights = shapley_kernel(z[2:]) if exact else torch.ones(z.shape[0] - 2, dtype=torch.float64, device=y.device)
+            warnings.warn(
+                f"{method}: {samples} samples are too few for {z.shape[1]} superpixels "
+                f"(need at least {z.shape[1] + 1}); the solution is not unique",
+                stacklevel=2,
+            )
+        weights = (
+            shapley_kernel(z[2:])
+            if exact
+            else torch.ones(z.shape[0] - 2, dtype=torch.float64, device=y.device)
+        )
         values.append(constrained_least_squares(z[2:], y[2:], weights, y[0], y[1]))
     return paint(values, segs, x.dtype)

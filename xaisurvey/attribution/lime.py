@@ -1,4 +1,5 @@
 """LIME on superpixels (Ribeiro, Singh and Guestrin, 2016)."""
+
 from __future__ import annotations
 
 import torch
@@ -32,7 +33,9 @@ def lime_kernel(z: torch.Tensor, width: float = 0.25) -> torch.Tensor:
     return torch.exp(-(d**2) / (2 * width**2))
 
 
-def weighted_ridge(z: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+def weighted_ridge(
+    z: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``argmin_{b, c} sum_j w_j (y_j - c - z_j . b)^2 + alpha |b|^2`` (the intercept c is not
     penalised), as scikit-learn's ``Ridge(alpha).fit(z, y, sample_weight=w)``; in float64.
 
@@ -48,7 +51,9 @@ def weighted_ridge(z: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, alph
     # sklearn solves with the unnormalised weights; scale alpha to the normalised ones.
     a = alpha / float(weights.double().sum())
     if a > 0:
-        coef = torch.linalg.solve(gram + a * torch.eye(z.shape[1], dtype=z.dtype, device=z.device), rhs)
+        coef = torch.linalg.solve(
+            gram + a * torch.eye(z.shape[1], dtype=z.dtype, device=z.device), rhs
+        )
     else:
         coef = torch.linalg.pinv(gram) @ rhs
     return coef, y_mean - z_mean @ coef
@@ -114,7 +119,8 @@ def lime(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         >>> lime(net, torch.rand(2, 3, 16, 16), 0, samples=20, segments="grid", n_segments=16).shape
         torch.Size([2, 16, 16])
     """
@@ -122,13 +128,19 @@ def lime(
     x = check_input(x, model, method=method)
     samples = check_positive_int(samples, "samples", method, minimum=2)
     batch_size = check_positive_int(batch_size, "batch_size", method)
-    kernel_width = check_fraction(kernel_width, "kernel_width", method, high=float("inf"), open_high=True)
-    alpha = check_fraction(alpha, "alpha", method, high=float("inf"), open_low=False, open_high=True)
+    kernel_width = check_fraction(
+        kernel_width, "kernel_width", method, high=float("inf"), open_high=True
+    )
+    alpha = check_fraction(
+        alpha, "alpha", method, high=float("inf"), open_low=False, open_high=True
+    )
     seed = check_seed(seed, method)
     target_ = as_target(target, x.shape[0], method=method)
     segs, base, counts = prepare_superpixels(x, segments, n_segments, compactness, baseline, method)
     coalitions = [lime_samples(m, samples, seed) for m in counts]
-    scores = coalition_scores(model, x, base, target_, segs, coalitions, batch_size=batch_size, method=method)
+    scores = coalition_scores(
+        model, x, base, target_, segs, coalitions, batch_size=batch_size, method=method
+    )
     coefficients = []
     for z, y in zip(coalitions, scores):
         z = z.to(y.device)

@@ -1,4 +1,5 @@
 """Occlusion (Zeiler and Fergus, 2014)."""
+
 from __future__ import annotations
 
 import math
@@ -14,20 +15,27 @@ __all__ = ["occlusion", "occlusion_windows"]
 
 def _pair(value: object, name: str, method: str) -> tuple[int, int]:
     if isinstance(value, (tuple, list)) and len(value) == 2:
-        return (check_positive_int(value[0], name, method), check_positive_int(value[1], name, method))
+        return (
+            check_positive_int(value[0], name, method),
+            check_positive_int(value[1], name, method),
+        )
     if isinstance(value, (tuple, list)):
-        raise ValueError(f"{method}: {name} must be an int or a pair (height, width), got {value!r}")
+        raise ValueError(
+            f"{method}: {name} must be an int or a pair (height, width), got {value!r}"
+        )
     size = check_positive_int(value, name, method)
     return size, size
 
 
 def _starts(size: int, window: int, stride: int) -> list[int]:
-    """Window starts along one axis: 0, s, 2s, ... until the windows cover the axis (captum's rule)."""
+    """Window starts on one axis: 0, s, 2s, ... until the windows cover the axis (captum's rule)."""
     return [k * stride for k in range(math.ceil((size - window) / stride) + 1)]
 
 
-def occlusion_windows(size: tuple[int, int], window: int | tuple[int, int], stride: int | tuple[int, int]) -> int:
-    """The number of window positions on an image of ``size`` = (H, W): the occluded copies per image."""
+def occlusion_windows(
+    size: tuple[int, int], window: int | tuple[int, int], stride: int | tuple[int, int]
+) -> int:
+    """The number of window positions on an image of ``size`` = (H, W) (copies per image)."""
     (wh, ww), (sh, sw) = _pair(window, "window", "occlusion"), _pair(stride, "stride", "occlusion")
     return len(_starts(size[0], wh, sh)) * len(_starts(size[1], ww, sw))
 
@@ -79,7 +87,8 @@ def occlusion(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         >>> occlusion(net, torch.rand(2, 3, 8, 8), target=0, window=4, stride=2).shape
         torch.Size([2, 8, 8])
     """
@@ -90,7 +99,10 @@ def occlusion(
     if wh > h or ww > w:
         raise ValueError(f"{method}: window {(wh, ww)} is larger than the image {(h, w)}")
     if (sh > wh and wh < h) or (sw > ww and ww < w):
-        raise ValueError(f"{method}: stride {(sh, sw)} must not exceed window {(wh, ww)} (pixels would be skipped)")
+        raise ValueError(
+            f"{method}: stride {(sh, sw)} must not exceed window {(wh, ww)} "
+            "(pixels would be skipped)"
+        )
     batch_size = check_positive_int(batch_size, "batch_size", method)
     base = check_baseline(baseline, x, method)
     target_ = as_target(target, n, method=method)
@@ -111,7 +123,9 @@ def occlusion(
         # Copy K of every image is the unoccluded original (its score is S(x)).
         return (~windows(copies)).to(x.dtype).unsqueeze(1)
 
-    scores = masked_scores(model, x, base, target_, k + 1, mask_rows, batch_size=batch_size, method=method)
+    scores = masked_scores(
+        model, x, base, target_, k + 1, mask_rows, batch_size=batch_size, method=method
+    )
     drops = scores[:, -1:] - scores[:, :-1]  # (N, K)
     total = torch.zeros((n, h * w), dtype=x.dtype, device=x.device)
     count = torch.zeros(h * w, dtype=x.dtype, device=x.device)

@@ -1,4 +1,5 @@
 """RISE: randomized input sampling for explanation (Petsiuk, Das and Saenko, 2018)."""
+
 from __future__ import annotations
 
 import math
@@ -16,14 +17,24 @@ __all__ = ["rise", "rise_masks"]
 class _MaskSource:
     """The N masks of one call, drawn once (grid cells and shifts) and rendered on demand."""
 
-    def __init__(self, samples: int, grid: int, probability: float, size: tuple[int, int], seed: int,
-                 dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(
+        self,
+        samples: int,
+        grid: int,
+        probability: float,
+        size: tuple[int, int],
+        seed: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
         generator = torch.Generator(device="cpu").manual_seed(seed)
         h, w = size
         self.cell = (math.ceil(h / grid), math.ceil(w / grid))
         self.up = ((grid + 1) * self.cell[0], (grid + 1) * self.cell[1])
         self.size = size
-        self.grids = (torch.rand((samples, 1, grid, grid), generator=generator) < probability).to(dtype)
+        self.grids = (torch.rand((samples, 1, grid, grid), generator=generator) < probability).to(
+            dtype
+        )
         self.shift_y = torch.randint(0, self.cell[0], (samples,), generator=generator)
         self.shift_x = torch.randint(0, self.cell[1], (samples,), generator=generator)
         self.grids = self.grids.to(device)
@@ -31,21 +42,31 @@ class _MaskSource:
     def render(self, index: torch.Tensor) -> torch.Tensor:
         """Masks ``index`` (B,), shape (B, 1, H, W) in [0, 1]."""
         index = index.cpu()
-        up = F.interpolate(self.grids[index.to(self.grids.device)], size=self.up, mode="bilinear",
-                           align_corners=False)
+        up = F.interpolate(
+            self.grids[index.to(self.grids.device)],
+            size=self.up,
+            mode="bilinear",
+            align_corners=False,
+        )
         h, w = self.size
         dy, dx = self.shift_y[index], self.shift_x[index]
         if bool((dy == dy[0]).all()) and bool((dx == dx[0]).all()):
-            return up[:, :, int(dy[0]):int(dy[0]) + h, int(dx[0]):int(dx[0]) + w]
+            return up[:, :, int(dy[0]) : int(dy[0]) + h, int(dx[0]) : int(dx[0]) + w]
         rows = (dy[:, None] + torch.arange(h)[None, :]).to(up.device)  # (B, H)
         cols = (dx[:, None] + torch.arange(w)[None, :]).to(up.device)  # (B, W)
         b = torch.arange(len(index), device=up.device)[:, None, None]
         return up[b, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
 
 
-def _check(samples: object, grid: object, probability: object, seed: object, method: str) -> tuple[int, int, float, int]:
-    return (check_positive_int(samples, "samples", method), check_positive_int(grid, "grid", method),
-            check_fraction(probability, "probability", method), check_seed(seed, method))
+def _check(
+    samples: object, grid: object, probability: object, seed: object, method: str
+) -> tuple[int, int, float, int]:
+    return (
+        check_positive_int(samples, "samples", method),
+        check_positive_int(grid, "grid", method),
+        check_fraction(probability, "probability", method),
+        check_seed(seed, method),
+    )
 
 
 def rise_masks(
@@ -115,7 +136,8 @@ def rise(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         >>> rise(net, torch.rand(2, 3, 16, 16), target=0, samples=8, grid=4).shape
         torch.Size([2, 16, 16])
     """
@@ -125,15 +147,28 @@ def rise(
     batch_size = check_positive_int(batch_size, "batch_size", method)
     n, _, h, w = x.shape
     if grid > min(h, w):
-        raise ValueError(f"{method}: grid must be at most the image's smaller side {min(h, w)}, got {grid}")
+        raise ValueError(
+            f"{method}: grid must be at most the image's smaller side {min(h, w)}, got {grid}"
+        )
     base = check_baseline(baseline, x, method)
     target_ = as_target(target, n, method=method)
     source = _MaskSource(samples, grid, probability, (h, w), seed, x.dtype, x.device)
     total = torch.zeros((n, h * w), dtype=x.dtype, device=x.device)
 
-    def accumulate(images: torch.Tensor, _copies: torch.Tensor, masks: torch.Tensor, scores: torch.Tensor) -> None:
+    def accumulate(
+        images: torch.Tensor, _copies: torch.Tensor, masks: torch.Tensor, scores: torch.Tensor
+    ) -> None:
         total.index_add_(0, images, scores[:, None] * masks.reshape(len(images), -1))
 
-    masked_scores(model, x, base, target_, samples, lambda _images, copies: source.render(copies),
-                  batch_size=batch_size, method=method, on_chunk=accumulate)
+    masked_scores(
+        model,
+        x,
+        base,
+        target_,
+        samples,
+        lambda _images, copies: source.render(copies),
+        batch_size=batch_size,
+        method=method,
+        on_chunk=accumulate,
+    )
     return (total / (samples * probability)).view(n, h, w)
