@@ -2,9 +2,10 @@
 
 Every method is ``f(model, x, target, **options) -> torch.Tensor`` with ``x`` a float batch
 (N, C, H, W) and ``target`` an int, one int per image, or a callable on the model output.
-Map methods (``cam``, ``grad_cam``, ``visual_backprop``) return (N, H, W); input-space methods
-(``saliency``, ``smoothgrad``, ``guided_backprop``, ``guided_grad_cam``, ``lrp``) return (N, C, H, W)
-unless asked to reduce channels. Nothing is normalised inside a method: see the helpers
+Map methods (the CAM family, VisualBackProp and the perturbation methods) return (N, H, W);
+input-space methods (gradients, Guided Backprop, Guided Grad-CAM, path and relevance methods)
+return (N, C, H, W) unless asked to reduce channels: each method's ``output`` in the registry says
+which. Nothing is normalised inside a method: see the helpers
 :func:`minmax`, :func:`max_abs` and :func:`reduce_channels`. The user's model is left exactly as
 it was. A model wrapped in ``nn.DataParallel`` or ``DistributedDataParallel`` is refused with a
 one-line ``TypeError`` (the replicas run where the methods' hooks and backward rules do not
@@ -20,7 +21,11 @@ from .grad_cam import grad_cam
 from .guided_backprop import GuidedBackpropWarning, guided_backprop
 from .guided_grad_cam import guided_grad_cam
 from .lrp import lrp, relevance_by_layer
+from .kernel_shap import kernel_shap
+from .lime import lime
 from .normalize import max_abs, minmax, reduce_channels
+from .occlusion import occlusion
+from .rise import rise, rise_masks
 from .saliency import saliency
 from .smoothgrad import smoothgrad
 from .visual_backprop import visual_backprop
@@ -37,6 +42,11 @@ __all__ = [
     "visual_backprop",
     "lrp",
     "relevance_by_layer",
+    "occlusion",
+    "rise",
+    "rise_masks",
+    "lime",
+    "kernel_shap",
     "GuidedBackpropWarning",
     "minmax",
     "max_abs",

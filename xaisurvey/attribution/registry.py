@@ -28,7 +28,11 @@ from .grad_cam import grad_cam
 from .guided_backprop import guided_backprop
 from .guided_grad_cam import guided_grad_cam
 from .lrp import lrp
+from .kernel_shap import kernel_shap
+from .lime import lime
 from .normalize import reduce_channels
+from .occlusion import occlusion, occlusion_windows
+from .rise import rise
 from .saliency import saliency
 from .smoothgrad import smoothgrad
 from .visual_backprop import visual_backprop
@@ -148,6 +152,40 @@ _TABLE: list[MethodSpec] = [
         name="lrp", function=lrp, family="relevance", needs_layer=False, class_sensitive=True,
         floor="backward_to_input", output="input", paper="Bach et al. (2015); Montavon et al. (2019)",
         to_map="sum", defaults={"composite": "epsilon_gamma_box"},
+    ),
+    # --- perturbation (issue 14)
+    # ``passes`` counts forward passes of one image (the floor runs them in chunks of batch_size);
+    # occlusion's depends on the image size and is given for 224 x 224 images. The ``evaluation``
+    # settings keep the evaluation battery within the book's budget (a few hundred passes).
+    MethodSpec(
+        name="occlusion", function=occlusion, family="perturbation", needs_layer=False, class_sensitive=True,
+        floor="n_forward", output="map", paper="Zeiler and Fergus (2014)",
+        defaults={"window": 32, "stride": 16, "baseline": 0.5}, quick={"window": 4, "stride": 4},
+        evaluation={"window": 16, "stride": 8, "baseline": 0.5},  # fits 28 to 224 px images
+        passes=lambda o: occlusion_windows((224, 224), o.get("window", 32), o.get("stride", 16)) + 1,
+    ),
+    MethodSpec(
+        name="rise", function=rise, family="perturbation", needs_layer=False, class_sensitive=True,
+        floor="n_forward", output="map", paper="Petsiuk, Das and Saenko (2018)",
+        defaults={"samples": 4000, "grid": 7, "probability": 0.5}, quick={"samples": 8, "grid": 2},
+        evaluation={"samples": 500, "grid": 7, "probability": 0.5},
+        passes=lambda o: int(o.get("samples", 4000)),
+    ),
+    MethodSpec(
+        name="lime", function=lime, family="perturbation", needs_layer=False, class_sensitive=True,
+        floor="n_forward", output="map", paper="Ribeiro, Singh and Guestrin (2016)",
+        defaults={"samples": 1000, "segments": "slic", "n_segments": 50},
+        quick={"samples": 8, "segments": "grid", "n_segments": 4},
+        evaluation={"samples": 300, "segments": "slic", "n_segments": 50},
+        passes=lambda o: int(o.get("samples", 1000)),
+    ),
+    MethodSpec(
+        name="kernel_shap", function=kernel_shap, family="perturbation", needs_layer=False, class_sensitive=True,
+        floor="n_forward", output="map", paper="Lundberg and Lee (2017)",
+        defaults={"samples": 1000, "segments": "slic", "n_segments": 50},
+        quick={"samples": 8, "segments": "grid", "n_segments": 4},
+        evaluation={"samples": 300, "segments": "slic", "n_segments": 50},
+        passes=lambda o: int(o.get("samples", 1000)),
     ),
 ]
 
