@@ -3,7 +3,8 @@
 Every method is ``f(model, x, target, **options) -> torch.Tensor`` with ``x`` a float batch
 (N, C, H, W) and ``target`` an int, one int per image, or a callable on the model output.
 Map methods (``cam``, ``grad_cam``, ``visual_backprop``) return (N, H, W); input-space methods
-(``saliency``, ``smoothgrad``, ``guided_backprop``, ``guided_grad_cam``) return (N, C, H, W)
+(``saliency``, ``smoothgrad``, ``guided_backprop``, ``guided_grad_cam`` and the path
+methods ``gradient_x_input``, ``integrated_gradients``, ``expected_gradients``, ``deeplift``) return (N, C, H, W)
 unless asked to reduce channels. Nothing is normalised inside a method: see the helpers
 :func:`minmax`, :func:`max_abs` and :func:`reduce_channels`. The user's model is left exactly as
 it was.
@@ -17,6 +18,10 @@ from .cam import cam
 from .grad_cam import grad_cam
 from .guided_backprop import GuidedBackpropWarning, guided_backprop
 from .guided_grad_cam import guided_grad_cam
+from .gradient_x_input import gradient_x_input
+from .integrated_gradients import completeness_gap, integrated_gradients, path_baseline, path_rule
+from .expected_gradients import expected_gradients
+from .deeplift import DeepLiftWarning, deeplift
 from .normalize import max_abs, minmax, reduce_channels
 from .saliency import saliency
 from .smoothgrad import smoothgrad
@@ -32,6 +37,14 @@ __all__ = [
     "guided_backprop",
     "guided_grad_cam",
     "visual_backprop",
+    "gradient_x_input",
+    "integrated_gradients",
+    "expected_gradients",
+    "deeplift",
+    "completeness_gap",
+    "path_rule",
+    "path_baseline",
+    "DeepLiftWarning",
     "GuidedBackpropWarning",
     "minmax",
     "max_abs",

@@ -26,7 +26,11 @@ from torch import nn
 from .cam import cam
 from .grad_cam import grad_cam
 from .guided_backprop import guided_backprop
+from .deeplift import deeplift
+from .expected_gradients import expected_gradients
+from .gradient_x_input import gradient_x_input
 from .guided_grad_cam import guided_grad_cam
+from .integrated_gradients import integrated_gradients
 from .normalize import reduce_channels
 from .saliency import saliency
 from .smoothgrad import smoothgrad
@@ -141,6 +145,29 @@ _TABLE: list[MethodSpec] = [
     MethodSpec(
         name="visual_backprop", function=visual_backprop, family="activation", needs_layer=False,
         class_sensitive=False, floor="forward", output="map", paper="Bojarski et al. (2016)",
+    ),
+    # --- path (issue 15)
+    MethodSpec(
+        name="gradient_x_input", function=gradient_x_input, family="path", needs_layer=False,
+        class_sensitive=True, floor="backward_to_input", output="input",
+        paper="Shrikumar et al. (2016); Ancona et al. (2018)",
+    ),
+    MethodSpec(
+        name="integrated_gradients", function=integrated_gradients, family="path", needs_layer=False,
+        class_sensitive=True, floor="n_backward_to_input", output="input",
+        paper="Sundararajan, Taly and Yan (2017)",
+        defaults={"steps": 50, "rule": "gausslegendre", "baseline": "black"}, quick={"steps": 4},
+        passes=lambda options: int(options.get("steps", 50)),
+    ),
+    MethodSpec(
+        name="expected_gradients", function=expected_gradients, family="path", needs_layer=False,
+        class_sensitive=True, floor="n_backward_to_input", output="input", paper="Erion et al. (2021)",
+        defaults={"samples": 50}, quick={"samples": 4},
+        passes=lambda options: int(options.get("samples", 50)),
+    ),
+    MethodSpec(
+        name="deeplift", function=deeplift, family="path", needs_layer=False, class_sensitive=True,
+        floor="backward_to_input", output="input", paper="Shrikumar, Greenside and Kundaje (2017)",
     ),
 ]
 
