@@ -51,32 +51,37 @@ _OTHER = {
 }
 
 
-def _multiplier(z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
-    """The rescale multiplier ``(relu(z) - relu(z0)) / (z - z0)``, the gradient ``[z > 0]`` where z ~ z0."""
+def _multiplier(z: torch.Tensor, out: torch.Tensor, z0: torch.Tensor, out0: torch.Tensor) -> torch.Tensor:
+    """The rescale multiplier ``(out - out0) / (z - z0)``, the gradient ``[z > 0]`` where ``|z - z0| <= EPS``.
+
+    ``out = relu(z)`` and ``out0 = relu(z0)``; the ratio is computed everywhere (inf or NaN where
+    ``z == z0``) and replaced where the difference is too small.
+    """
     dz = z - z0
-    small = dz.abs() <= EPS
-    ratio = (z.clamp(min=0) - z0.clamp(min=0)) / torch.where(small, torch.ones_like(dz), dz)
-    return torch.where(small, (z > 0).to(z.dtype), ratio)
+    ratio = (out - out0).div_(dz)
+    return torch.where(dz.abs_() > EPS, ratio, (z > 0).to(z.dtype))
 
 
 class _RescaleReLU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(z, z0)
-        return z.clamp(min=0)
+    def forward(ctx, z: torch.Tensor, z0: torch.Tensor, out0: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        out = z.clamp(min=0)
+        ctx.save_for_backward(z, out, z0, out0)
+        return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        z, z0 = ctx.saved_tensors
-        return grad * _multiplier(z, z0), None
+        z, out, z0, out0 = ctx.saved_tensors
+        return grad * _multiplier(z, out, z0, out0), None, None
 
 
 class _RescaleReLUInplace(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(z.clone(), z0)
+    def forward(ctx, z: torch.Tensor, z0: torch.Tensor, out0: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        before = z.clone()
         z.clamp_(min=0)
         ctx.mark_dirty(z)
+        ctx.save_for_backward(before, z, z0, out0)
         return z
 
     backward = _RescaleReLU.backward
@@ -85,10 +90,11 @@ class _RescaleReLUInplace(torch.autograd.Function):
 class _DeepLiftMode(TorchFunctionMode):
     """Records the ReLU inputs (reference pass) or applies the rescale rule (input pass)."""
 
-    def __init__(self, references: list[torch.Tensor] | None) -> None:
+    def __init__(self, references: list[torch.Tensor] | None, outputs: list[torch.Tensor] | None = None) -> None:
         super().__init__()
         self.recording = references is None
         self.references: list[torch.Tensor] = [] if references is None else references
+        self.outputs: list[torch.Tensor] = [] if outputs is None else outputs
         self.calls = 0
         self.unhandled: list[str] = []
 
@@ -97,7 +103,9 @@ class _DeepLiftMode(TorchFunctionMode):
         self.calls += 1
         if self.recording:
             self.references.append(z.detach().clone())
-            return z.clamp_(min=0) if inplace else z.clamp(min=0)
+            out = z.clamp_(min=0) if inplace else z.clamp(min=0)
+            self.outputs.append(out.detach().clone() if inplace else out.detach())
+            return out
         if index >= len(self.references) or self.references[index].shape[1:] != z.shape[1:]:
             raise ValueError(
                 "deeplift: the forward passes of the reference and of the input called ReLU differently "
@@ -106,7 +114,7 @@ class _DeepLiftMode(TorchFunctionMode):
         if not (torch.is_grad_enabled() and z.requires_grad):
             return z.clamp_(min=0) if inplace else z.clamp(min=0)
         function = _RescaleReLUInplace if inplace else _RescaleReLU
-        return function.apply(z, self.references[index])
+        return function.apply(z, self.references[index], self.outputs[index])
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
@@ -224,7 +232,7 @@ def deeplift(
         recorder = _DeepLiftMode(None)
         with torch.no_grad(), recorder:
             model(reference.clone())
-        mode = _DeepLiftMode(recorder.references)
+        mode = _DeepLiftMode(recorder.references, recorder.outputs)
         inputs = x.detach().requires_grad_(True)
         with _warn_unhandled(mode):
             with mode:
