@@ -337,3 +337,16 @@ def test_bad_options_give_one_line_errors_naming_the_argument(call, match: str) 
     with pytest.raises(ValueError, match=match) as info:
         call(_net(), _x(2))
     assert "\n" not in str(info.value)
+
+
+def test_a_model_whose_input_gradient_is_an_expanded_view() -> None:
+    class Total(nn.Module):  # the gradient of a sum is an expanded tensor of ones
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1).sum(1, keepdim=True)
+
+    x = _x(2, 4, dtype=torch.float64)
+    assert _err(xa.integrated_gradients(Total(), x, 0, steps=2), x) < 1e-12
+    assert _err(xa.gradient_x_input(Total(), x, 0), x) < 1e-12
+    with pytest.warns(DeepLiftWarning, match="no ReLU"):
+        assert _err(xa.deeplift(Total(), x, 0), x) < 1e-12
+    assert _err(xa.expected_gradients(Total(), x, 0, baselines=torch.zeros_like(x[:1]), samples=2), x) < 1e-12

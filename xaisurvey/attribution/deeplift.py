@@ -242,7 +242,7 @@ def deeplift(
             raise ValueError(f"{method}: the target score does not depend on the input x (no path in the graph)")
         (grad,) = torch.autograd.grad(scores.sum(), inputs)
         del recorder, mode, output, scores
-    attributions = grad.mul_(x - base)
+    attributions = grad * (x - base)  # not in place: the gradient may be an expanded view
     result = attributions if reduce is None else reduce_channels(attributions, reduce)
     if not return_gap:
         return result

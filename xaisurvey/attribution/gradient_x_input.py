@@ -54,5 +54,5 @@ def gradient_x_input(
     x = check_input(x, model, method="gradient_x_input")
     target_ = as_target(target, x.shape[0], method="gradient_x_input")
     grad = input_gradient(model, x, target_, method="gradient_x_input")
-    result = grad.mul_(x)
+    result = grad * x  # not in place: the gradient may be an expanded view
     return result if reduce is None else reduce_channels(result, reduce)

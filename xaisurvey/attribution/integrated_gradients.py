@@ -216,7 +216,8 @@ def path_integral(
             if not scores.requires_grad:
                 raise ValueError(f"{method}: the target score does not depend on the input x (no path in the graph)")
             (grad,) = torch.autograd.grad(scores.sum(), inputs)
-            total.index_add_(0, image, grad.mul_(diff).mul_(weights[point].view(-1, 1, 1, 1)))
+            # not in place: the gradient may be an expanded view (e.g. of a sum over the pixels)
+            total.index_add_(0, image, grad * diff * weights[point].view(-1, 1, 1, 1))
             del output, scores, grad, inputs, diff, base
     return total
 
