@@ -157,12 +157,13 @@ _TABLE: list[MethodSpec] = [
         class_sensitive=True, floor="n_backward_to_input", output="input",
         paper="Sundararajan, Taly and Yan (2017)",
         defaults={"steps": 50, "rule": "gausslegendre", "baseline": "black"}, quick={"steps": 4},
+        evaluation={"steps": 16, "rule": "gausslegendre", "baseline": "black"},
         passes=lambda options: int(options.get("steps", 50)),
     ),
     MethodSpec(
         name="expected_gradients", function=expected_gradients, family="path", needs_layer=False,
         class_sensitive=True, floor="n_backward_to_input", output="input", paper="Erion et al. (2021)",
-        defaults={"samples": 50}, quick={"samples": 4},
+        defaults={"samples": 50}, quick={"samples": 4}, evaluation={"samples": 16},
         passes=lambda options: int(options.get("samples", 50)),
     ),
     MethodSpec(
