@@ -202,24 +202,41 @@ def path_integral(
     n, points = x.shape[0], alphas.shape[0]
     total = torch.zeros_like(x)
     rows = n * points
+    # One baseline per image: (x - b) is the same at every point and is applied once at the end.
+    diff_all = None if per_point else x - baselines
+    weight_list = weights.tolist()
     with model_guard(model, method=method) as handles:
         check_channels(model, x.shape[1], handles, method=method)
         for start in range(0, rows, internal_batch_size):
             stop = min(start + internal_batch_size, rows)
-            r = torch.arange(start, stop, device=x.device)
-            image, point = r % n, r // n
-            base = baselines[point] if per_point else baselines[image]
-            diff = x[image] - base
-            inputs = torch.addcmul(base, diff, alphas[point].view(-1, 1, 1, 1)).requires_grad_(True)
+            first, last = start // n, (stop - 1) // n
+            if first == last and not per_point:
+                # The chunk lies within one point: images lo..hi-1, plain slices (no copies).
+                lo, hi = start - first * n, stop - first * n
+                inputs = torch.add(baselines[lo:hi], diff_all[lo:hi], alpha=float(alphas[first]))
+                target_rows = target.rows(lo, hi)
+            else:
+                r = torch.arange(start, stop, device=x.device)
+                image, point = r % n, r // n
+                base = baselines[point] if per_point else baselines[image]
+                diff = x[image] - base if per_point else diff_all[image]
+                inputs = torch.addcmul(base, diff, alphas[point].view(-1, 1, 1, 1))
+                target_rows = _rows_target(target, image)
+            inputs.requires_grad_(True)
             output = model(inputs)
-            scores = select_scores(output, _rows_target(target, image), method=method, n=stop - start)
+            scores = select_scores(output, target_rows, method=method, n=stop - start)
             if not scores.requires_grad:
                 raise ValueError(f"{method}: the target score does not depend on the input x (no path in the graph)")
             (grad,) = torch.autograd.grad(scores.sum(), inputs)
-            # not in place: the gradient may be an expanded view (e.g. of a sum over the pixels)
-            total.index_add_(0, image, grad * diff * weights[point].view(-1, 1, 1, 1))
-            del output, scores, grad, inputs, diff, base
-    return total
+            if first == last and not per_point:
+                total[lo:hi].add_(grad, alpha=weight_list[first])
+            elif per_point:
+                # not in place: the gradient may be an expanded view (e.g. of a sum over the pixels)
+                total.index_add_(0, image, grad * diff * weights[point].view(-1, 1, 1, 1))
+            else:
+                total.index_add_(0, image, grad * weights[point].view(-1, 1, 1, 1))
+            del output, scores, grad, inputs
+    return total if per_point else total.mul_(diff_all)
 
 
 def _rows_target(target: Target, image: torch.Tensor) -> Target:
