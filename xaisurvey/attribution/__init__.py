@@ -23,6 +23,10 @@ from .guided_grad_cam import guided_grad_cam
 from .lrp import lrp, relevance_by_layer
 from .kernel_shap import kernel_shap
 from .lime import lime
+from .gradient_x_input import gradient_x_input
+from .integrated_gradients import completeness_gap, integrated_gradients, path_baseline, path_rule
+from .expected_gradients import expected_gradients
+from .deeplift import DeepLiftWarning, deeplift
 from .normalize import max_abs, minmax, reduce_channels
 from .occlusion import occlusion
 from .rise import rise, rise_masks
@@ -47,6 +51,14 @@ __all__ = [
     "rise_masks",
     "lime",
     "kernel_shap",
+    "gradient_x_input",
+    "integrated_gradients",
+    "expected_gradients",
+    "deeplift",
+    "completeness_gap",
+    "path_rule",
+    "path_baseline",
+    "DeepLiftWarning",
     "GuidedBackpropWarning",
     "minmax",
     "max_abs",

@@ -26,10 +26,14 @@ from torch import nn
 from .cam import cam
 from .grad_cam import grad_cam
 from .guided_backprop import guided_backprop
+from .deeplift import deeplift
+from .expected_gradients import expected_gradients
+from .gradient_x_input import gradient_x_input
 from .guided_grad_cam import guided_grad_cam
 from .lrp import lrp
 from .kernel_shap import kernel_shap
 from .lime import lime
+from .integrated_gradients import integrated_gradients
 from .normalize import reduce_channels
 from .occlusion import occlusion, occlusion_windows
 from .rise import rise
@@ -186,6 +190,30 @@ _TABLE: list[MethodSpec] = [
         quick={"samples": 8, "segments": "grid", "n_segments": 4},
         evaluation={"samples": 300, "segments": "slic", "n_segments": 50},
         passes=lambda o: int(o.get("samples", 1000)),
+    ),
+    # --- path (issue 15)
+    MethodSpec(
+        name="gradient_x_input", function=gradient_x_input, family="path", needs_layer=False,
+        class_sensitive=True, floor="backward_to_input", output="input",
+        paper="Shrikumar et al. (2016); Ancona et al. (2018)",
+    ),
+    MethodSpec(
+        name="integrated_gradients", function=integrated_gradients, family="path", needs_layer=False,
+        class_sensitive=True, floor="n_backward_to_input", output="input",
+        paper="Sundararajan, Taly and Yan (2017)",
+        defaults={"steps": 50, "rule": "gausslegendre", "baseline": "black"}, quick={"steps": 4},
+        evaluation={"steps": 16, "rule": "gausslegendre", "baseline": "black"},
+        passes=lambda options: int(options.get("steps", 50)),
+    ),
+    MethodSpec(
+        name="expected_gradients", function=expected_gradients, family="path", needs_layer=False,
+        class_sensitive=True, floor="n_backward_to_input", output="input", paper="Erion et al. (2021)",
+        defaults={"samples": 50}, quick={"samples": 4}, evaluation={"samples": 16},
+        passes=lambda options: int(options.get("samples", 50)),
+    ),
+    MethodSpec(
+        name="deeplift", function=deeplift, family="path", needs_layer=False, class_sensitive=True,
+        floor="backward_to_input", output="input", paper="Shrikumar, Greenside and Kundaje (2017)",
     ),
 ]
 
