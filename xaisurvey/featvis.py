@@ -22,7 +22,12 @@ statistics.
 Conventions: images are float tensors in [0, 1], (K, C, H, W), one image per target (the targets
 are optimised together as one batch, which is exact because a model in eval mode treats the
 images of a batch independently). The model is never changed: eval mode, frozen parameters, no
-gradient stored in them and every hook removed, also after an error (``xaisurvey.attribution._core.model_guard``).
+gradient stored in them and every hook removed, also after an error
+(:func:`xaisurvey.guard.model_guard`).
+The images are optimised on the model's device in the model's floating-point dtype (float32 or
+float64; the blur kernels and transformation grids are made there too); the random draws come
+from a seeded CPU generator, so a seed gives the same start on every device. The results are
+returned on the CPU, in the model's dtype.
 """
 from __future__ import annotations
 
@@ -34,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attribution._core import model_guard, resolve_layer
+from .attribution._core import check_not_parallel, resolve_layer
+from .guard import model_guard
 
 __all__ = ["Recipe", "RECIPES", "FeatVis", "maximise_channel", "maximise_class"]
 
@@ -168,7 +174,7 @@ class _Image(nn.Module):
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, int(math.ceil(2 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
     kernel = kernel / kernel.sum()
     c = x.shape[1]
@@ -199,10 +205,12 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
     return dy + dx
 
 
-def _device(model: nn.Module) -> torch.device:
+def _device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Device and dtype of the model's first floating tensor (the CPU and float32 if none)."""
     for tensor in list(model.parameters()) + list(model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+        if tensor.is_floating_point():
+            return tensor.device, tensor.dtype
+    return torch.device("cpu"), torch.float32
 
 
 def _check_common(size: int | tuple[int, int], steps: int, lr: float, in_channels: int, seed: int) -> tuple[int, int]:
@@ -239,13 +247,15 @@ def _ascend(
     lr: float,
     in_channels: int,
     seed: int,
-    device: torch.device,
+    device: tuple[torch.device, torch.dtype],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Adam ascent on ``score(x) -> (K,)``; returns (images, trace, final objective) on the CPU."""
     generator = torch.Generator().manual_seed(seed)
-    image = _Image(k, in_channels, hw[0], hw[1], recipe.param, generator).to(device)
+    place, dtype = device
+    image = _Image(k, in_channels, hw[0], hw[1], recipe.param, generator)
+    image = image.to(device=place, dtype=dtype)
     optimiser = torch.optim.Adam(image.parameters(), lr=lr)
-    trace = torch.empty(steps, k)
+    trace = torch.empty(steps, k, dtype=dtype)
     for step in range(steps):
         optimiser.zero_grad(set_to_none=True)
         x = image()
@@ -305,6 +315,9 @@ def maximise_channel(
 
     Raises:
         ValueError: unknown layer, channel index out of range, or bad sizes/steps.
+        TypeError: ``model`` is not a module, or is wrapped in ``nn.DataParallel`` /
+            ``DistributedDataParallel`` (pass ``model.module``: the hook and the gradient
+            would run in the replicas' threads).
 
     Example:
         >>> import torch
@@ -314,6 +327,7 @@ def maximise_channel(
         ((2, 1, 8, 8), (5, 2))
     """
     hw = _check_common(size, steps, lr, in_channels, seed)
+    check_not_parallel(model, method="maximise_channel")
     targets = _check_indices(channels, "channel")
     name, module = resolve_layer(model, layer, method="maximise_channel")
     index = torch.tensor(targets)
@@ -378,6 +392,7 @@ def maximise_class(
         True
     """
     hw = _check_common(size, steps, lr, in_channels, seed)
+    check_not_parallel(model, method="maximise_class")
     targets = _check_indices(classes, "class")
     index = torch.tensor(targets)
 

@@ -6,7 +6,8 @@ On exit, also after an error, the model is exactly as it was:
 
 * every module's own ``training`` flag (a frozen BatchNorm inside a training model stays frozen;
   ``model.train(flag)`` would overwrite it);
-* every parameter's ``requires_grad`` and ``.grad`` (the same tensor object);
+* every parameter's ``requires_grad`` and ``.grad`` (the same tensor object, with its values:
+  with ``freeze_parameters=False`` a backward pass inside the block would add to it in place);
 * every buffer's values (BatchNorm running statistics, ``num_batches_tracked``);
 * no hook left: every handle appended to the list the block receives is removed.
 
@@ -116,6 +117,11 @@ def model_guard(
         params = list(model.parameters())
         grad_flags = [p.requires_grad for p in params]
         grads = [p.grad for p in params]
+        # With frozen parameters no gradient can accumulate into an existing .grad; otherwise a
+        # backward pass inside the block adds to it in place, so its values are kept too.
+        saved_grads = [
+            None if freeze_parameters or g is None else g.detach().clone() for g in grads
+        ]
         buffers = [(b, b._version, b.detach().clone()) for b in model.buffers()]
         handles: list = []
         try:
@@ -142,10 +148,16 @@ def model_guard(
             handles.clear()
             for module, mode in modes:
                 module.training = mode
-            for p, flag, grad in zip(params, grad_flags, grads):
+            for p, flag, grad, saved in zip(params, grad_flags, grads, saved_grads):
                 p.requires_grad_(flag)
                 p.grad = grad
+                if saved is not None and not torch.equal(grad, saved):
+                    with torch.no_grad():
+                        grad.copy_(saved)
             with torch.no_grad():
                 for buffer, version, saved in buffers:
-                    if buffer._version != version:
+                    # BatchNorm updates its running statistics without bumping _version, so the
+                    # values are compared too; untouched buffers are not written (a write would
+                    # bump the version and break a graph of the caller's that saved them).
+                    if buffer._version != version or not torch.equal(buffer, saved):
                         buffer.copy_(saved)

@@ -5,7 +5,9 @@ module's output. Keeping a reference to that output is *not* enough: a later in-
 operation, such as ``nn.ReLU(inplace=True)`` right after a convolution, overwrites the very
 tensor the hook saw, and the "captured" convolution output silently turns into the ReLU's.
 :func:`capture_feature_maps` therefore stores copies (``detach().clone()``), and removes its
-hooks when the ``with`` block ends, also when an error is raised inside it.
+hooks when the ``with`` block ends, also when an error is raised inside it. Both functions go
+through :func:`~xaisurvey.guard.model_guard`: afterwards every module's own training flag, every
+``requires_grad``, ``.grad`` and buffer (BatchNorm running statistics) is as it was.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import Union
 
 import torch
 from torch import nn
+
+from .guard import model_guard
 
 __all__ = ["FeatureMaps", "capture_feature_maps", "feature_maps"]
 
@@ -106,16 +110,23 @@ def capture_feature_maps(
     *,
     types: type[nn.Module] | tuple[type[nn.Module], ...] | None = None,
     to_cpu: bool = False,
+    eval_mode: bool = False,
 ) -> Iterator[FeatureMaps]:
     """Record the outputs of ``model``'s layers during the forward passes run inside the block.
 
     Args:
-        model: any ``nn.Module``; it is not modified (no mode change, no parameter change).
+        model: any ``nn.Module``. It is left as it was: when the block ends, every module's own
+            training flag, ``requires_grad``, ``.grad`` and buffer is restored (a forward pass
+            in training mode inside the block updates BatchNorm running statistics; those
+            updates are undone). The block is for looking, not for training: an optimiser step
+            inside it would change the weights and is not undone.
         layers: ``None`` for every leaf module (modules without children), or one or several
             layers given by dotted name (``"features.3"``) or as modules of ``model``.
         types: keep only modules of these types, e.g. ``types=nn.Conv2d`` or
             ``(nn.Conv2d, nn.ReLU)``; combined with ``layers`` (both must hold).
         to_cpu: move each copy to the CPU (saves accelerator memory for large captures).
+        eval_mode: run the block's forward passes in eval mode (BatchNorm with its running
+            statistics, no dropout); ``False`` (the default) keeps the model's own modes.
 
     Yields:
         A :class:`FeatureMaps` mapping ``name -> tensor``, filled as layers run. Each tensor is a
@@ -127,7 +138,8 @@ def capture_feature_maps(
         TypeError: ``model`` is not a module or ``layers`` holds something else than names/modules.
         ValueError: a name or module in ``layers`` is not part of ``model``.
 
-    The hooks are removed when the block ends, also when an error is raised inside it.
+    The hooks are removed when the block ends, also when an error is raised inside it. Calls on
+    one model from several threads are serialised by the guard's per-model lock.
 
     Example:
         >>> import torch
@@ -160,14 +172,16 @@ def capture_feature_maps(
 
         return hook
 
-    handles = []
-    try:
+    with model_guard(
+        model,
+        eval_mode=eval_mode,
+        freeze_parameters=False,
+        needs_grad=False,
+        method="capture_feature_maps",
+    ) as handles:
         for name, module in selected:
             handles.append(module.register_forward_hook(make_hook(name)))
         yield maps
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def feature_maps(
@@ -176,12 +190,15 @@ def feature_maps(
     layers: LayerSelection = None,
     *,
     types: type[nn.Module] | tuple[type[nn.Module], ...] | None = None,
+    eval_mode: bool = False,
 ) -> FeatureMaps:
     """Run ``model(x)`` once without gradients and return the captured outputs.
 
-    The convenience form of :func:`capture_feature_maps` (same ``layers`` and ``types``). The
-    model runs as it is: put it in eval mode first if you want inference behaviour
-    (batch-norm running statistics, no dropout); this function changes no flag of it.
+    The convenience form of :func:`capture_feature_maps` (same ``layers``, ``types`` and
+    ``eval_mode``). By default the model runs in its own modes (put it in eval mode, or pass
+    ``eval_mode=True``, for inference behaviour: BatchNorm running statistics, no dropout);
+    either way it comes back unchanged (flags, ``requires_grad``, ``.grad``, buffers: a
+    training-mode pass does not move the BatchNorm running statistics).
 
     Example:
         >>> import torch
@@ -193,6 +210,7 @@ def feature_maps(
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"feature_maps: x must be a torch.Tensor, got {type(x).__name__}")
-    with capture_feature_maps(model, layers, types=types) as maps, torch.no_grad():
-        model(x)
+    with capture_feature_maps(model, layers, types=types, eval_mode=eval_mode) as maps:
+        with torch.no_grad():
+            model(x)
     return maps

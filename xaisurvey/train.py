@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .guard import model_guard
+
 __all__ = ["TrainConfig", "History", "TrainResult", "fit", "train_cached", "cache_dir", "evaluate", "code_hash"]
 
 Task = Literal["classification", "regression"]
@@ -172,7 +174,10 @@ def _loss_and_metric(output: Tensor, targets: Tensor, task: Task) -> tuple[Tenso
 def evaluate(model: nn.Module, data: Data, task: Task = "classification", batch_size: int = 256) -> tuple[float, float]:
     """Mean loss and metric (accuracy, or mean absolute error for regression) of ``model`` on ``data``.
 
-    The model is evaluated in eval mode and its training flag is restored afterwards.
+    The model runs in eval mode under :func:`~xaisurvey.guard.model_guard`: afterwards every
+    module's own training flag (a frozen BatchNorm inside a training model stays frozen), every
+    ``requires_grad``, ``.grad`` and buffer is as before, also after an error. Floating-point
+    inputs are moved to the model's device and dtype.
 
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
@@ -181,19 +186,22 @@ def evaluate(model: nn.Module, data: Data, task: Task = "classification", batch_
         True
     """
     images, targets = _tensors(data, "evaluate")
-    was_training = model.training
-    model.eval()
-    try:
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        loss_sum, metric_sum = 0.0, 0.0
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"evaluate: model must be a torch.nn.Module, got {type(model).__name__}")
+    tensors = list(model.parameters()) + list(model.buffers())
+    reference = next((t for t in tensors if t.is_floating_point()), None)
+    device = reference.device if reference is not None else torch.device("cpu")
+    dtype = reference.dtype if reference is not None else None
+    loss_sum, metric_sum = 0.0, 0.0
+    with model_guard(model, needs_grad=False, method="evaluate"):
         for start in range(0, images.shape[0], batch_size):
             x = images[start:start + batch_size].to(device)
+            if dtype is not None and x.is_floating_point():
+                x = x.to(dtype)
             y = targets[start:start + batch_size].to(device)
             loss, metric = _loss_and_metric(model(x), y, task)
             loss_sum += float(loss)
             metric_sum += float(metric)
-    finally:
-        model.train(was_training)
     n = images.shape[0]
     return loss_sum / n, metric_sum / n
 

@@ -6,7 +6,9 @@ Map methods (``cam``, ``grad_cam``, ``visual_backprop``) return (N, H, W); input
 (``saliency``, ``smoothgrad``, ``guided_backprop``, ``guided_grad_cam``) return (N, C, H, W)
 unless asked to reduce channels. Nothing is normalised inside a method: see the helpers
 :func:`minmax`, :func:`max_abs` and :func:`reduce_channels`. The user's model is left exactly as
-it was.
+it was. A model wrapped in ``nn.DataParallel`` or ``DistributedDataParallel`` is refused with a
+one-line ``TypeError`` (the replicas run where the methods' hooks and backward rules do not
+reach): pass ``model.module``.
 
 :mod:`xaisurvey.attribution.registry` describes every method (family, layer, class
 sensitivity, cost floor) and drives the command line, the benchmark, the evaluation and the

@@ -32,6 +32,7 @@ __all__ = [
     "TargetLike",
     "Target",
     "check_input",
+    "check_not_parallel",
     "check_channels",
     "as_target",
     "select_scores",
@@ -76,6 +77,29 @@ def check_positive_int(value: object, name: str, method: str, *, minimum: int = 
     return int(value)
 
 
+_PARALLEL_WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+
+
+def check_not_parallel(model: nn.Module, *, method: str = "attribution") -> None:
+    """Refuse a model that is (or contains) ``nn.DataParallel`` / ``DistributedDataParallel``.
+
+    Their replicas run in other threads (DataParallel) or processes (DDP), where the backward
+    rules of the modified-gradient methods (a ``TorchFunctionMode`` active in the calling
+    thread only) and the forward hooks that capture a layer do not reach: the result would
+    silently mix rules or miss the layer. Explain ``model.module``, the wrapped network.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{method}: model must be a torch.nn.Module, got {type(model).__name__}")
+    for name, module in model.named_modules():
+        if isinstance(module, _PARALLEL_WRAPPERS):
+            where = "the model is" if not name else f"its submodule {name!r} is"
+            raise TypeError(
+                f"{method}: {where} wrapped in {type(module).__name__}, whose replicas the "
+                "method's hooks and backward rules do not reach; pass the wrapped network "
+                "(.module) instead"
+            )
+
+
 def check_input(x: torch.Tensor, model: nn.Module, *, method: str = "attribution") -> torch.Tensor:
     """Validate a batch of images and move it to the model's device and dtype.
 
@@ -90,11 +114,14 @@ def check_input(x: torch.Tensor, model: nn.Module, *, method: str = "attribution
         copied into an ordinary one, so gradients can flow from it.
 
     Raises:
-        TypeError: ``model`` is not a module, ``x`` is not a tensor or not floating point.
+        TypeError: ``model`` is not a module, or is wrapped in ``nn.DataParallel`` /
+            ``DistributedDataParallel`` (see :func:`check_not_parallel`); ``x`` is not a tensor
+            or not floating point.
         ValueError: wrong rank, empty batch, empty image, NaN or infinite values.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"{method}: model must be a torch.nn.Module, got {type(model).__name__}")
+    check_not_parallel(model, method=method)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{method}: x must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if not x.is_floating_point():

@@ -10,6 +10,12 @@ from .normalize import reduce_channels
 __all__ = ["smoothgrad"]
 
 
+def _draw(shape: torch.Size, seed: int, index: int) -> torch.Tensor:
+    """The ``index``-th standard normal draw of ``shape`` for ``seed``, in float32 on the CPU."""
+    generator = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + index)
+    return torch.randn(shape, generator=generator, dtype=torch.float32)
+
+
 def smoothgrad(
     model: nn.Module,
     x: torch.Tensor,
@@ -43,8 +49,9 @@ def smoothgrad(
         reduce: ``None`` keeps the channels; otherwise a ``reduce_channels`` name, giving (N, H, W).
         batch_size: noisy images per forward pass. It bounds the extra memory: only one batch
             of noisy copies and its gradients exist at a time, and the per-image sums are
-            accumulated as they come. The result does not depend on it: the noise of copy i of
-            image n is the same whatever the batch size.
+            accumulated as they come. The result does not depend on it: copy i of every image
+            uses the same standard normal draw (scaled by the image's sigma), whatever the
+            batch size, the batch's other images or the dtype.
         seed: seed of the noise generator; the same seed gives the same map.
 
     Returns:
@@ -59,6 +66,7 @@ def smoothgrad(
     x = check_input(x, model, method="smoothgrad")
     samples = check_positive_int(samples, "samples", "smoothgrad")
     batch_size = check_positive_int(batch_size, "batch_size", "smoothgrad")
+    seed = check_positive_int(seed, "seed", "smoothgrad", minimum=0)
     if not isinstance(noise_level, (int, float)) or isinstance(noise_level, bool) or not noise_level >= 0 \
             or noise_level == float("inf"):
         raise ValueError(f"smoothgrad: noise_level must be a finite number >= 0, got {noise_level!r}")
@@ -66,13 +74,14 @@ def smoothgrad(
     target_ = as_target(target, n, method="smoothgrad").repeat(samples)  # image-major, sample fastest
     span = x.reshape(n, -1).amax(dim=1) - x.reshape(n, -1).amin(dim=1)
     sigma = noise_level * span
-    generator = torch.Generator(device="cpu").manual_seed(seed)
     total = torch.zeros_like(x)
     for start in range(0, n * samples, batch_size):
         stop = min(start + batch_size, n * samples)
         rows = torch.arange(start, stop) // samples  # the image of each noisy copy
-        # One draw per copy, in copy order: the same noise whatever the batch size.
-        noise = torch.stack([torch.randn(x.shape[1:], generator=generator, dtype=x.dtype) for _ in range(stop - start)])
+        # Copy s of every image uses the same draw e_s (float32, from its own seeded generator),
+        # scaled by that image's sigma: an image's map does not depend on the rest of the batch,
+        # on the batch size or on the dtype.
+        noise = torch.stack([_draw(x.shape[1:], seed, copy % samples) for copy in range(start, stop)]).to(x)
         noisy = x[rows] + sigma[rows].view(-1, 1, 1, 1) * noise.to(x.device)
         grad = input_gradient(model, noisy, target_.rows(start, stop), method="smoothgrad")
         total.index_add_(0, rows.to(x.device), grad * grad if squared else grad)

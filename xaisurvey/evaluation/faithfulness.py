@@ -18,6 +18,13 @@ Conventions (the same for every method compared):
 * **ordering**: pixels sorted by attribution, highest first; ties broken by pixel index in
   row-major order (earlier first), so the curve is deterministic;
 * **area**: the trapezoid rule over the pixel fraction in [0, 1].
+
+Devices and dtypes: the image is moved to the model's device and dtype (as the attribution
+methods move their input); the substrate, the blur kernel and the masks are made on that device
+in that dtype, so the curves run on a GPU (or MPS, which has no float64) without a copy to the
+CPU. The returned curve (a summary of ``steps + 1`` numbers) is a CPU float64 tensor. The model
+runs under :func:`~xaisurvey.guard.model_guard`: eval mode inside the call, and every module's
+training flag, ``requires_grad`` and buffer exactly as before afterwards.
 """
 from __future__ import annotations
 
@@ -27,6 +34,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..attribution._core import check_positive_int
+from ..guard import model_guard
 
 __all__ = [
     "Curve",
@@ -75,9 +85,11 @@ def pixel_order(attribution: torch.Tensor) -> torch.Tensor:
         >>> pixel_order(torch.tensor([[0.0, 2.0], [2.0, 1.0]])).tolist()
         [1, 2, 3, 0]
     """
-    a = _as_2d(attribution, "pixel_order")
-    # A stable sort of the negated values keeps equal pixels in index order.
-    return torch.argsort(-a.flatten().to(torch.float64), stable=True)
+    a = _as_2d(attribution, "pixel_order").flatten()
+    # A stable sort of the negated values keeps equal pixels in index order; the sort runs on the
+    # map's device in its own dtype (a float32 map needs no float64 copy: the order is the same).
+    a = a if a.is_floating_point() else a.long()
+    return torch.argsort(-a, stable=True)
 
 
 def _as_2d(attribution: torch.Tensor, what: str) -> torch.Tensor:
@@ -101,9 +113,19 @@ def _check_image(image: torch.Tensor) -> torch.Tensor:
     return image.detach()
 
 
+def _on_model(model: nn.Module, image: torch.Tensor, what: str) -> torch.Tensor:
+    """The image on the model's device and in its dtype (unchanged for a model without tensors)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{what}: model must be a torch.nn.Module, got {type(model).__name__}")
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if tensor.is_floating_point():
+            return image.to(device=tensor.device, dtype=tensor.dtype)
+    return image
+
+
 def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = int(3 * sigma)
-    coords = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    coords = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     kernel = torch.exp(-(coords**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     c = image.shape[0]
@@ -122,7 +144,7 @@ def make_substrate(image: torch.Tensor, substrate: Substrate = "blur", *, sigma:
     if isinstance(substrate, torch.Tensor):
         if substrate.shape != image.shape:
             raise ValueError(f"substrate tensor has shape {tuple(substrate.shape)}, the image {tuple(image.shape)}")
-        return substrate.to(image.dtype)
+        return substrate.detach().to(device=image.device, dtype=image.dtype)
     if substrate == "zeros":
         return torch.zeros_like(image)
     if substrate == "mean":
@@ -141,39 +163,42 @@ def _curve(
     steps: int,
     score: str,
     batch_size: int,
+    what: str,
 ) -> Curve:
     if start.dim() != 3:
         raise ValueError(f"the image must have shape (C, H, W), got {tuple(start.shape)}")
     c, h, w = start.shape
-    a = _as_2d(attribution, "deletion/insertion")
+    a = _as_2d(attribution, what)
     if a.shape != (h, w):
         raise ValueError(f"attribution has shape {tuple(a.shape)} but the image is {h} x {w}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"{what}: steps must be a positive int, got {steps!r}")
+    batch_size = check_positive_int(batch_size, "batch_size", what)
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise TypeError(f"{what}: target must be an int class index, got {target!r}")
     if score not in ("probability", "logit"):
-        raise ValueError(f"score must be 'probability' or 'logit', got {score!r}")
-    order = pixel_order(a)
+        raise ValueError(f"{what}: score must be 'probability' or 'logit', got {score!r}")
+    order = pixel_order(a.to(start.device))
     n_pixels = h * w
     counts = [round(i * n_pixels / steps) for i in range(steps + 1)]
     # rank_of[p] = position of pixel p in the ordering; pixel p is changed once count > rank_of[p].
-    rank_of = torch.empty(n_pixels, dtype=torch.long)
-    rank_of[order] = torch.arange(n_pixels)
-    was_training = model.training
-    model.eval()
+    rank_of = torch.empty(n_pixels, dtype=torch.long, device=start.device)
+    rank_of[order] = torch.arange(n_pixels, device=start.device)
     scores: list[torch.Tensor] = []
-    try:
-        with torch.no_grad():
-            for first in range(0, len(counts), batch_size):
-                chunk = torch.tensor(counts[first : first + batch_size])
-                changed = (rank_of[None, :] < chunk[:, None]).view(-1, 1, h, w).to(start.dtype)
-                batch = start[None] * (1 - changed) + finish[None] * changed
-                out = model(batch)
-                if out.dim() != 2 or not 0 <= target < out.shape[1]:
-                    raise ValueError(f"target {target} is not a class of the model's output of shape {tuple(out.shape)}")
-                values = out.softmax(dim=1) if score == "probability" else out
-                scores.append(values[:, target].to(torch.float64))
-    finally:
-        model.train(was_training)
+    with model_guard(model, needs_grad=False, method=what), torch.no_grad():
+        for first in range(0, len(counts), batch_size):
+            chunk = torch.tensor(counts[first : first + batch_size], device=start.device)
+            changed = (rank_of[None, :] < chunk[:, None]).view(-1, 1, h, w).to(start.dtype)
+            batch = start[None] * (1 - changed) + finish[None] * changed
+            out = model(batch)
+            classes = out.shape[1] if isinstance(out, torch.Tensor) and out.dim() == 2 else 0
+            if not 0 <= target < classes:
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(
+                    f"{what}: target {target} is not a class of the model's output of shape {shape}"
+                )
+            values = out.softmax(dim=1) if score == "probability" else out
+            scores.append(values[:, target].detach().cpu().to(torch.float64))
     fractions = torch.tensor(counts, dtype=torch.float64) / n_pixels
     return Curve(fractions=fractions, scores=torch.cat(scores))
 
@@ -210,8 +235,11 @@ def deletion_curve(
         >>> curve.fractions.tolist()
         [0.0, 0.25, 0.5, 0.75, 1.0]
     """
-    base = make_substrate(_check_image(image), substrate)
-    return _curve(model, image.detach(), base, target, attribution, steps, score, batch_size)
+    image = _on_model(model, _check_image(image), "deletion_curve")
+    base = make_substrate(image, substrate)
+    return _curve(
+        model, image, base, target, attribution, steps, score, batch_size, "deletion_curve"
+    )
 
 
 def insertion_curve(
@@ -235,27 +263,50 @@ def insertion_curve(
         >>> len(curve.scores)
         3
     """
-    base = make_substrate(_check_image(image), substrate)
-    return _curve(model, base, image.detach(), target, attribution, steps, score, batch_size)
+    image = _on_model(model, _check_image(image), "insertion_curve")
+    base = make_substrate(image, substrate)
+    return _curve(
+        model, base, image, target, attribution, steps, score, batch_size, "insertion_curve"
+    )
 
 
-def random_attribution(height: int, width: int, *, seed: int = 0) -> torch.Tensor:
+def random_attribution(
+    height: int,
+    width: int,
+    *,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """A baseline map: independent uniform noise (a random pixel ordering), seeded.
+
+    The noise is drawn on the CPU (so the same seed gives the same map on every device) and
+    returned on ``device`` (default: the CPU) in ``dtype``.
 
     Example:
         >>> random_attribution(2, 3, seed=1).shape
         torch.Size([2, 3])
     """
-    return torch.rand(height, width, generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(height, width, generator=generator, dtype=torch.float32)
+    return noise.to(device=device, dtype=dtype)
 
 
-def centre_attribution(height: int, width: int) -> torch.Tensor:
+def centre_attribution(
+    height: int,
+    width: int,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """A baseline map: minus the distance to the image centre (photographers centre the object).
+
+    Made on ``device`` (default: the CPU) in ``dtype``.
 
     Example:
         >>> int(pixel_order(centre_attribution(3, 3))[0])  # the centre pixel comes first
         4
     """
-    ys = torch.arange(height, dtype=torch.float64) - (height - 1) / 2
-    xs = torch.arange(width, dtype=torch.float64) - (width - 1) / 2
-    return -torch.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2).to(torch.float32)
+    ys = torch.arange(height, dtype=dtype, device=device) - (height - 1) / 2
+    xs = torch.arange(width, dtype=dtype, device=device) - (width - 1) / 2
+    return -torch.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)

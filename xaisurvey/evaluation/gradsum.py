@@ -18,6 +18,9 @@ Absent categories are explicit, never NaN: when ``N[k] = 0`` the image has no pi
 ``G[k]`` is undefined and left out of that image's ``percent`` (and its share is 0). A profile
 averages ``G[k]`` only over the images containing ``k``, records how many those were, and lists
 the categories found in no image as ``absent``.
+
+The map and the segmentation may live on any device in any dtype: they are copied to the CPU
+(the map in float64) before the sums, so the result is the same on every device.
 """
 from __future__ import annotations
 
@@ -91,7 +94,11 @@ def category_masks(segmentation: torch.Tensor, categories: Mapping[str, Sequence
         raise ValueError(f"gradsum: the segmentation must be (H, W) integer labels, got shape {tuple(segmentation.shape)}")
     if segmentation.is_floating_point():
         raise ValueError("gradsum: the segmentation must hold integer labels, not floats")
-    return torch.stack([torch.isin(segmentation, torch.tensor(list(ids))) for ids in categories.values()])
+    labels = segmentation.detach()
+    return torch.stack([
+        torch.isin(labels, torch.tensor(list(ids), device=labels.device))
+        for ids in categories.values()
+    ])
 
 
 def gradsum(
@@ -127,7 +134,9 @@ def gradsum(
             f"gradsum: heat map {tuple(heatmap.shape)} and segmentation {tuple(segmentation.shape)} differ; "
             "upsample the heat map to the segmentation's size first"
         )
-    m = heatmap.detach().to(torch.float64)
+    m = heatmap.detach().cpu().to(torch.float64)
+    if isinstance(segmentation, torch.Tensor):
+        segmentation = segmentation.detach().cpu()
     if not torch.isfinite(m).all():
         raise ValueError("gradsum: the heat map contains NaN or infinite values")
     if (m < 0).any():

@@ -9,6 +9,9 @@ Conventions, chosen so that a lazy map can never score:
 * an **empty mask** has no object to point at: the image is *excluded* (``None``), never a hit;
 * **ties**: when several pixels share the maximum, it is a hit only if *all* of them are hits;
 * a **flat map** (all pixels equal, e.g. all zeros) points nowhere: always a miss.
+
+Maps and masks may live on any device (they need not share one): they are compared on the CPU,
+the distances in float64.
 """
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ def pointing_hit(attribution: torch.Tensor, mask: torch.Tensor, *, tolerance: fl
     """
     if not isinstance(attribution, torch.Tensor) or not isinstance(mask, torch.Tensor):
         raise TypeError("pointing_hit: attribution and mask must be torch tensors")
-    a = attribution.detach()
+    a = attribution.detach().cpu()
     if a.dim() == 3:
         a = a.sum(0)
     if a.dim() != 2:
@@ -67,7 +70,7 @@ def pointing_hit(attribution: torch.Tensor, mask: torch.Tensor, *, tolerance: fl
         raise ValueError("pointing_hit: the attribution map contains NaN or infinite values")
     if tolerance < 0:
         raise ValueError(f"pointing_hit: tolerance must be >= 0, got {tolerance}")
-    m = mask.bool()
+    m = mask.detach().cpu().bool()
     if not m.any():
         return None
     if a.max() == a.min():

@@ -11,22 +11,27 @@ A method whose maps stay the same explains the input, not the model.
 model that memorised noise should not get the same maps as one that learnt the task
 (:func:`map_similarity` compares them).
 
-Conventions: randomisation happens on deep copies (the caller's model is never modified); a
-layer is re-initialised with PyTorch's own initialiser (``reset_parameters``: random for
-convolutions and linear layers, identity for batch normalisation, whose running statistics are
-reset too), under a seed derived from ``seed`` and the layer's position, so a layer gets the
-same random weights in both modes. Maps with a channel axis are summed over it. Similarity is
-Spearman's rank correlation (signed and of absolute values) and SSIM, per image.
+Conventions: randomisation happens on deep copies (the caller's model is never modified: its
+explanations run under :func:`~xaisurvey.guard.model_guard`, which restores every module's
+training flag, ``requires_grad``, ``.grad`` and buffers, also after an error);
+:func:`sanity_check` builds one randomised copy at a time and drops it before the next, so its
+peak memory is the model plus one copy whatever the number of stages; a layer is re-initialised
+with PyTorch's own initialiser (``reset_parameters``: random for convolutions and linear layers,
+identity for batch normalisation, whose running statistics are reset too), under a seed derived
+from ``seed`` and the layer's position, so a layer gets the same random weights in both modes
+(and on every device: the draws are made on the CPU). Maps with a channel axis are summed over
+it. Similarity is Spearman's rank correlation (signed and of absolute values) and SSIM, per image.
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Callable, Iterator, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from ..guard import model_guard
 from .similarity import spearman, ssim
 
 __all__ = [
@@ -60,15 +65,27 @@ def _reinitialise(module: nn.Module, name: str, seed: int) -> None:
     owners = [m for m in module.modules() if any(True for _ in m.parameters(recurse=False))]
     if not owners:
         raise ValueError(f"layer {name!r} has no parameters to randomise")
+    for m in owners:
+        if not hasattr(m, "reset_parameters"):
+            raise ValueError(
+                f"layer {name!r} contains a {type(m).__name__} without reset_parameters(); "
+                "pass a different layer list"
+            )
+    # The draws happen on a CPU twin of each module, under a forked CPU generator: the random
+    # weights are the same whatever the model's device, and no global generator (CPU or CUDA)
+    # is advanced.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for m in owners:
-            if not hasattr(m, "reset_parameters"):
-                raise ValueError(f"layer {name!r} contains a {type(m).__name__} without reset_parameters(); "
-                                 "pass a different layer list")
-            m.reset_parameters()
-            if hasattr(m, "reset_running_stats"):
-                m.reset_running_stats()
+            twin = copy.deepcopy(m).cpu()
+            twin.reset_parameters()
+            if hasattr(twin, "reset_running_stats"):
+                twin.reset_running_stats()
+            with torch.no_grad():
+                for mine, drawn in zip(m.parameters(), twin.parameters()):
+                    mine.copy_(drawn)
+                for mine, drawn in zip(m.buffers(), twin.buffers()):
+                    mine.copy_(drawn)
 
 
 def _layer_seed(seed: int, position: int) -> int:
@@ -94,7 +111,11 @@ def randomize_layers(model: nn.Module, layers: Sequence[str], *, seed: int = 0, 
         (True, False)
     """
     order = list(all_layers) if all_layers is not None else list(layers)
-    copied = copy.deepcopy(model)
+    # Under the model's lock: no other thread is changing its flags while it is copied.
+    with model_guard(
+        model, eval_mode=False, freeze_parameters=False, needs_grad=False, method="randomize_layers"
+    ):
+        copied = copy.deepcopy(model)
     modules = dict(copied.named_modules())
     for name in layers:
         if name not in modules or not name:
@@ -102,22 +123,32 @@ def randomize_layers(model: nn.Module, layers: Sequence[str], *, seed: int = 0, 
         if name not in order:
             raise ValueError(f"randomize_layers: layer {name!r} is not in all_layers")
         _reinitialise(modules[name], name, _layer_seed(seed, order.index(name)))
-    copied.train(model.training)
-    return copied
+    return copied  # a deep copy keeps every module's own training flag
 
 
 def cascading_randomization(model: nn.Module, layers: Sequence[str], *, seed: int = 0) -> list[tuple[str, nn.Module]]:
     """Copies of ``model`` with the top 1, 2, ..., all of ``layers`` randomised (``layers`` listed input to output).
 
-    Returns ``[(top layer randomised at this stage, model copy), ...]``, top layer first.
+    Returns ``[(top layer randomised at this stage, model copy), ...]``, top layer first: all
+    copies at once (``len(layers)`` models in memory); :func:`sanity_check` instead makes them
+    one at a time.
     """
-    top_down = list(reversed(layers))
-    return [(name, randomize_layers(model, top_down[: i + 1], seed=seed, all_layers=layers)) for i, name in enumerate(top_down)]
+    return list(_stages(model, layers, "cascading", seed))
 
 
 def independent_randomization(model: nn.Module, layers: Sequence[str], *, seed: int = 0) -> list[tuple[str, nn.Module]]:
-    """Copies of ``model`` with one of ``layers`` randomised each, top layer first."""
-    return [(name, randomize_layers(model, [name], seed=seed, all_layers=layers)) for name in reversed(layers)]
+    """Copies of ``model`` with one of ``layers`` randomised each, top layer first (all at once)."""
+    return list(_stages(model, layers, "independent", seed))
+
+
+def _stages(
+    model: nn.Module, layers: Sequence[str], mode: str, seed: int
+) -> Iterator[tuple[str, nn.Module]]:
+    """The randomised copies, top layer first, made lazily: one copy per ``next()``."""
+    top_down = list(reversed(layers))
+    for i, name in enumerate(top_down):
+        chosen = top_down[: i + 1] if mode == "cascading" else [name]
+        yield name, randomize_layers(model, chosen, seed=seed, all_layers=layers)
 
 
 def _as_maps(maps: torch.Tensor, n: int, method: str) -> torch.Tensor:
@@ -212,19 +243,32 @@ def sanity_check(
         raise ValueError("sanity_check: give at least one layer to randomise")
     if not explainers:
         raise ValueError("sanity_check: give at least one explainer")
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"sanity_check: model must be a torch.nn.Module, got {type(model).__name__}"
+        )
     n = x.shape[0]
-    build = cascading_randomization if mode == "cascading" else independent_randomization
-    stages = [("trained", model)] + build(model, layers, seed=seed)
     maps: dict[str, list[torch.Tensor]] = {name: [] for name in explainers}
-    for _, stage_model in stages:
+    # The explainers are the caller's functions: the guard restores modes, requires_grad, .grad
+    # and buffers, freezes the weights (no gradient accumulates in them) and leaves the mode to
+    # the explainers (the package's methods set eval mode).
+    with model_guard(model, eval_mode=False, needs_grad=False, method="sanity_check"):
+        for name, explain in explainers.items():
+            maps[name].append(_as_maps(explain(model, x, target), n, name))
+    stage_names = ["trained"]
+    for stage, stage_model in _stages(model, layers, mode, seed):
         for name, explain in explainers.items():
             maps[name].append(_as_maps(explain(stage_model, x, target), n, name))
+        stage_names.append(stage)
+        del stage_model  # one randomised copy alive at a time
     stacked = {name: torch.stack(m) for name, m in maps.items()}
     scores: dict[str, dict[str, torch.Tensor]] = {}
     for name, m in stacked.items():
-        per_stage = [map_similarity(m[0], m[s], ssim_window=ssim_window) for s in range(len(stages))]
+        per_stage = [
+            map_similarity(m[0], m[s], ssim_window=ssim_window) for s in range(len(stage_names))
+        ]
         scores[name] = {metric: torch.stack([p[metric] for p in per_stage]) for metric in per_stage[0]}
-    return SanityResult(mode=mode, stages=tuple(s for s, _ in stages), scores=scores, maps=stacked)
+    return SanityResult(mode=mode, stages=tuple(stage_names), scores=scores, maps=stacked)
 
 
 def shuffled_labels(labels: torch.Tensor, *, seed: int = 0) -> torch.Tensor:

@@ -8,7 +8,10 @@ Conventions shared by every function here:
 
 * a *flat* map (all values equal) carries no ranking and no structure; functions that would
   divide by zero on it return ``0.0`` (never NaN), and say so in their docstring;
-* NaN or infinite values are an error, not something to average away.
+* NaN or infinite values are an error, not something to average away;
+* maps may live on any device in any floating dtype: they are copied to the CPU in float64 before
+  the statistics are computed (ranks and sums over 50,000 pixels need float64, which MPS does not
+  have; the result is a Python float anyway), so a map gives the same number on every device.
 """
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ import torch.nn.functional as F
 __all__ = ["rank", "spearman", "ssim", "top_k_intersection", "normalize_map"]
 
 
+def _cpu64(t: torch.Tensor) -> torch.Tensor:
+    """A detached CPU float64 copy (moved first, converted second: MPS has no float64)."""
+    return t.detach().cpu().to(torch.float64)
+
+
 def _check_pair(a: torch.Tensor, b: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
         raise TypeError(f"{what}: both maps must be torch tensors, got {type(a).__name__} and {type(b).__name__}")
@@ -25,8 +33,8 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, what: str) -> tuple[torch.Tens
         raise ValueError(f"{what}: the two maps must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.numel() < 2:
         raise ValueError(f"{what}: a map needs at least 2 values, got shape {tuple(a.shape)}")
-    a = a.detach().to(torch.float64)
-    b = b.detach().to(torch.float64)
+    a = _cpu64(a)
+    b = _cpu64(b)
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         raise ValueError(f"{what}: the maps contain NaN or infinite values")
     return a, b
@@ -39,7 +47,7 @@ def rank(values: torch.Tensor) -> torch.Tensor:
         >>> rank(torch.tensor([10.0, 30.0, 20.0, 30.0])).tolist()
         [1.0, 3.5, 2.0, 3.5]
     """
-    flat = values.detach().flatten().to(torch.float64)
+    flat = _cpu64(values).flatten()
     order = torch.argsort(flat, stable=True)
     sorted_values = flat[order]
     n = flat.numel()
@@ -85,7 +93,7 @@ def spearman(a: torch.Tensor, b: torch.Tensor, *, absolute: bool = False) -> flo
 
 def normalize_map(m: torch.Tensor) -> torch.Tensor:
     """Min-max scale a map to [0, 1]; a flat map becomes all zeros (never NaN)."""
-    m = m.detach().to(torch.float64)
+    m = _cpu64(m)
     low, high = m.min(), m.max()
     if high == low:
         return torch.zeros_like(m)
