@@ -39,6 +39,8 @@ def _build(tmp_path: Path, chapter: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
     shutil.copy(ROOT / "references.bib", book / "references.bib")
     shutil.copytree(ROOT / "_ext", book / "_ext")
+    if (ROOT / "_static").is_dir():  # the config's html_static_path (the book's CSS)
+        shutil.copytree(ROOT / "_static", book / "_static", ignore=shutil.ignore_patterns("mathjax"))
     (book / "_toc.yml").write_text(
         "format: jb-book\nroot: index\nchapters:\n  - file: chapters/demo/01-chapter\n")
     (book / "index.md").write_text(ROOT_PAGE)
