@@ -150,7 +150,7 @@ class Ledger:
             mean, low, high = bootstrap_interval(np.asarray(a, dtype=float) - float(b), level=level)
         else:
             mean, low, high = difference_interval(a, b, paired=paired, level=level)
-        info = {"mean difference": mean, f"{level:.0%} interval": [low, high], "n": int(np.size(a)), **(values or {})}
+        info = {"mean difference": mean, f"{level:.0%} interval": [low, high], "n": int(np.asarray(a, dtype=float).size), **(values or {})}
         return self._record(statement, low > 0, info, f"bootstrap {level:.0%} interval of mean(a - b) above 0")
 
     def check_less(self, statement: str, a: Sequence[float], b: Sequence[float] | float, *, paired: bool = True,

@@ -1,6 +1,21 @@
 """Part I of the book in code: gradient descent, perceptron, MLP with backpropagation, convolution,
 pooling and receptive fields, written from scratch in NumPy (PyTorch only as an independent check
 and for measuring receptive fields of real ``nn.Module`` stacks)."""
+from .blocks import (
+    AdamState,
+    adam_step,
+    batch_norm,
+    conv_cost,
+    conv_transpose2d,
+    cross_entropy,
+    cross_entropy_grad,
+    depthwise_conv,
+    global_avg_pool,
+    pointwise_conv,
+    residual,
+    sgd_step,
+    softmax,
+)
 from .convolution import (
     PadMode,
     conv2d_layer,
@@ -40,6 +55,9 @@ from .receptive_field import (
 )
 
 __all__ = [
+    "AdamState", "adam_step", "batch_norm", "conv_cost", "conv_transpose2d", "cross_entropy",
+    "cross_entropy_grad", "depthwise_conv", "global_avg_pool", "pointwise_conv", "residual", "sgd_step",
+    "softmax",
     "PadMode", "conv2d_layer", "conv_output_size", "convolve1d", "convolve2d", "correlate1d", "correlate2d",
     "mean_filter", "pad",
     "GDResult", "Quadratic", "gradient_descent", "quadratic_critical_lr",
