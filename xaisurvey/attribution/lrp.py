@@ -534,7 +534,7 @@ def lrp(
 ) -> torch.Tensor:
     """Layer-wise relevance propagation of the target score down to the input pixels.
 
-    Papers: S. Bach et al., "On Pixel-Wise Explanations for Non-Linear Classifier Decisions by
+    Paper: S. Bach et al., "On Pixel-Wise Explanations for Non-Linear Classifier Decisions by
     Layer-Wise Relevance Propagation", PLoS ONE 10(7), 2015; G. Montavon et al., "Layer-Wise
     Relevance Propagation: An Overview", in *Explainable AI* (LNCS 11700), 2019; composites:
     M. Kohlbrenner et al., IJCNN 2020; the implementation follows zennit (Anders et al. 2021).
