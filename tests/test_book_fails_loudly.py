@@ -51,6 +51,8 @@ def _build(tmp_path: Path, page: str) -> subprocess.CompletedProcess[str]:
     shutil.copy(ROOT / "_config.yml", book / "_config.yml")
     shutil.copy(ROOT / "references.bib", book / "references.bib")
     shutil.copytree(ROOT / "_ext", book / "_ext")  # the config's local Sphinx extensions
+    # the config's static files (the stylesheet; not the large MathJax copy)
+    shutil.copytree(ROOT / "_static", book / "_static", ignore=shutil.ignore_patterns("mathjax"))
     (book / "_toc.yml").write_text("format: jb-book\nroot: index\n")
     (book / "index.md").write_text(page)
     return subprocess.run(
