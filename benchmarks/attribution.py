@@ -28,6 +28,7 @@ Usage::
 
     python benchmarks/attribution.py                 # ResNet-18, batch 16 of 3x224x224, 2 threads, 20 rounds
     python benchmarks/attribution.py --quick         # batch 2 of 3x64x64, 5 repeats, 1 thread (smoke run)
+    python benchmarks/attribution.py --only visual   # the tasks whose name contains "visual", and their floors
 
 Results: printed, and saved as ``attribution.json`` and ``attribution.md`` in ``--out``
 (default ``benchmarks/results/``, ignored by git).
@@ -407,12 +408,24 @@ def to_html(rows: list[dict[str, object]]) -> str:
     return "\n".join(out)
 
 
-def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: bool, peers: bool = True) -> dict[str, object]:
+def select_tasks(tasks: list[Task], only: list[str] | None) -> list[Task]:
+    """The tasks whose name contains one of the ``only`` substrings (case-insensitive), plus their floors."""
+    if not only:
+        return tasks
+    wanted = [t for t in tasks if any(o.lower() in t.name.lower() for o in only)]
+    if not wanted:
+        raise SystemExit(f"--only {' '.join(only)}: no task matches; tasks: {', '.join(t.name for t in tasks)}")
+    names = {t.name for t in wanted} | {t.floor for t in wanted if t.floor}
+    return [t for t in tasks if t.name in names]
+
+
+def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: bool, peers: bool = True,
+        only: list[str] | None = None) -> dict[str, object]:
     """Run the benchmark and return the results (config, machine, rows, raw times)."""
     torch.set_num_threads(threads)
     machine = _machine()
     model, x, target = setup_inputs(batch, size)
-    tasks = build_tasks(model, x, target, peers=peers)
+    tasks = select_tasks(build_tasks(model, x, target, peers=peers), only)
     with warnings.catch_warnings():
         # captum announces, on every call, that it set requires_grad and hooks ReLUs: known, not news.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
@@ -421,7 +434,7 @@ def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: 
     machine["load_average_1min_after"] = os.getloadavg()[0]
     return {
         "config": {"model": "torchvision resnet18, random init (seed 0)", "batch": batch, "size": size,
-                   "repeats": repeats, "warmup": warmup, "threads": threads,
+                   "repeats": repeats, "warmup": warmup, "threads": threads, "only": only or "all tasks",
                    "memory": ("peak RSS (VmHWM after a reset) minus RSS before one call, after a warm-up call, in a fresh process "
                               "with a fixed glibc mmap threshold") if memory else "not measured"},
         "machine": machine,
@@ -440,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="batch 2 of 3x64x64, 5 repeats, 1 warm-up, 1 thread, no memory (a smoke run: ratios are indicative only)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run only the tasks whose name contains one of these strings (and their floors)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -449,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         # One thread: tiny tensors spend more time in thread-pool hand-offs than in arithmetic.
         args.batch, args.size, args.repeats, args.warmup, args.threads, args.no_memory = 2, 64, 5, 1, 1, True
-    results = run(args.batch, args.size, args.repeats, args.warmup, args.threads, memory=not args.no_memory)
+    results = run(args.batch, args.size, args.repeats, args.warmup, args.threads, memory=not args.no_memory,
+                  only=args.only)
     table = to_markdown(results["rows"])
     print(json.dumps(results["machine"], indent=1))
     print(table)
