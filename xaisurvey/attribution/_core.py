@@ -42,6 +42,7 @@ __all__ = [
     "upsample_maps",
     "check_choice",
     "check_positive_int",
+    "check_bool",
     "input_gradient",
     "batched_scores",
 ]
@@ -87,6 +88,17 @@ def _all_finite(x: torch.Tensor) -> bool:
     if bool(torch.isfinite(x.detach().sum())):
         return True
     return bool(torch.isfinite(x).all())
+
+
+def check_bool(value: object, name: str, method: str) -> bool:
+    """``value`` if it is a bool (NumPy bools accepted), else a one-line ``TypeError``.
+
+    A string such as ``"no"`` is truthy: accepting it would silently do the opposite of what
+    was meant.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{method}: {name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_input(x: torch.Tensor, model: nn.Module, *, method: str = "attribution") -> torch.Tensor:

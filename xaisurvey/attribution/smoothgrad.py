@@ -1,10 +1,11 @@
 """SmoothGrad (Smilkov, Thorat, Kim, Viégas and Wattenberg, 2017)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input, check_positive_int, input_gradient
+from ._core import TargetLike, as_target, check_bool, check_input, check_positive_int, input_gradient
 from .normalize import reduce_channels
 
 __all__ = ["smoothgrad"]
@@ -57,8 +58,12 @@ def smoothgrad(
         torch.Size([2, 3, 8, 8])
     """
     x = check_input(x, model, method="smoothgrad")
+    check_bool(squared, "squared", "smoothgrad")
+    check_bool(absolute, "absolute", "smoothgrad")
     samples = check_positive_int(samples, "samples", "smoothgrad")
     batch_size = check_positive_int(batch_size, "batch_size", "smoothgrad")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"smoothgrad: seed must be an int, got {seed!r}")
     if not isinstance(noise_level, (int, float)) or isinstance(noise_level, bool) or not noise_level >= 0 \
             or noise_level == float("inf"):
         raise ValueError(f"smoothgrad: noise_level must be a finite number >= 0, got {noise_level!r}")

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ._core import TargetLike, as_target, check_channels, check_input, model_guard
+from ._core import TargetLike, as_target, check_bool, check_channels, check_input, model_guard
 from .normalize import minmax
 
 __all__ = ["visual_backprop", "visual_backprop_trace", "VisualBackPropTrace"]
@@ -555,6 +555,7 @@ def visual_backprop(
         >>> visual_backprop(net, torch.rand(2, 3, 8, 8)).shape
         torch.Size([2, 8, 8])
     """
+    check_bool(normalize, "normalize", "visual_backprop")
     if target is not None:
         check_input(x, model, method="visual_backprop")
         as_target(target, x.shape[0], method="visual_backprop")

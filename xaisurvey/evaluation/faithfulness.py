@@ -62,6 +62,13 @@ def area_under_curve(fractions: torch.Tensor, scores: torch.Tensor) -> float:
         >>> area_under_curve(torch.tensor([0.0, 0.5, 1.0]), torch.tensor([1.0, 1.0, 0.0]))
         0.75
     """
+    if not isinstance(fractions, torch.Tensor) or not isinstance(scores, torch.Tensor):
+        raise TypeError("area_under_curve: fractions and scores must be torch tensors")
+    if fractions.dim() != 1 or fractions.shape != scores.shape:
+        raise ValueError(
+            f"area_under_curve: fractions and scores must be 1-D of the same length, got shapes "
+            f"{tuple(fractions.shape)} and {tuple(scores.shape)}"
+        )
     return float(torch.trapezoid(scores.to(torch.float64), fractions.to(torch.float64)))
 
 
@@ -152,6 +159,8 @@ def _curve(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if score not in ("probability", "logit"):
         raise ValueError(f"score must be 'probability' or 'logit', got {score!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     order = pixel_order(a)
     n_pixels = h * w
     counts = [round(i * n_pixels / steps) for i in range(steps + 1)]
@@ -239,6 +248,12 @@ def insertion_curve(
     return _curve(model, base, image.detach(), target, attribution, steps, score, batch_size)
 
 
+def _check_size(height: object, width: object, what: str) -> None:
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what}: {name} must be a positive int, got {value!r}")
+
+
 def random_attribution(height: int, width: int, *, seed: int = 0) -> torch.Tensor:
     """A baseline map: independent uniform noise (a random pixel ordering), seeded.
 
@@ -246,6 +261,7 @@ def random_attribution(height: int, width: int, *, seed: int = 0) -> torch.Tenso
         >>> random_attribution(2, 3, seed=1).shape
         torch.Size([2, 3])
     """
+    _check_size(height, width, "random_attribution")
     return torch.rand(height, width, generator=torch.Generator().manual_seed(seed))
 
 
