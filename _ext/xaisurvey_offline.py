@@ -18,7 +18,8 @@ LOCAL_MATHJAX = Path("_static") / "mathjax" / "tex-mml-chtml.js"
 def _use_local_mathjax(app: Sphinx, config: Config) -> None:
     if (Path(app.confdir) / LOCAL_MATHJAX).exists():
         config.mathjax_path = "mathjax/tex-mml-chtml.js"  # relative to the built _static folder
-        config.html_static_path = [*config.html_static_path, "_static"]
+        if "_static" not in config.html_static_path:
+            config.html_static_path = [*config.html_static_path, "_static"]
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

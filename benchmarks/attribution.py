@@ -5,11 +5,16 @@ rotating order, so slow phases of a busy machine hit all tasks alike), after a w
 time is divided by the time of its *floor* in the same round, the least work the method has to
 do, and the median of these per-round ratios is reported (with their quartiles):
 
-* ``forward (no grad)`` for VisualBackProp;
+* ``forward (no grad)`` for methods whose registry floor is ``"forward"`` (CAM, VisualBackProp);
 * ``forward + backward to layer4`` (the graph is recorded from layer4 on; no weight gradients)
-  for Grad-CAM;
-* ``forward + backward to input`` (no weight gradients) for saliency, Guided Backprop and
-  Guided Grad-CAM.
+  for ``"backward_to_layer"`` (Grad-CAM and its gradient variants);
+* ``forward + backward to input`` (no weight gradients) for ``"backward_to_input"`` (saliency,
+  Guided Backprop, Guided Grad-CAM, ...);
+* methods of n passes (SmoothGrad, Score-CAM, perturbation, Integrated Gradients) are timed by
+  their family's module in ``FAMILY_MODULES``, against n passes of the same batch.
+
+Our methods are read from the method registry (``xaisurvey.attribution.registry``) and run with
+the options the book uses (``MethodSpec.defaults``).
 
 Peers on the same model and inputs: captum (LayerGradCam + bilinear interpolation,
 GuidedBackprop, GuidedGradCam), pytorch-grad-cam (GradCAM) and torch-cam (GradCAM). A peer that
@@ -58,7 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a source checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from xaisurvey.attribution import grad_cam, guided_backprop, guided_grad_cam, saliency, visual_backprop  # noqa: E402
+from xaisurvey.attribution import registry  # noqa: E402
 
 FLOOR_FORWARD = "forward (no grad)"
 FLOOR_LAYER4 = "forward + backward to layer4"
@@ -159,19 +164,32 @@ def family_modules() -> list[object]:
     return modules
 
 
+def _registered(spec: registry.MethodSpec, model: nn.Module, x: torch.Tensor, targets: list[int]) -> Callable[[], object]:
+    options = dict(spec.defaults)
+    if spec.needs_layer:
+        options["layer"] = "layer4"
+
+    def run() -> object:
+        return spec.function(model, x, targets, **options)
+
+    return run
+
+
 def build_tasks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, peers: bool = True) -> list[Task]:
-    """Every timed task: the three floors, our five methods, the family modules' tasks, and (optionally) the peers."""
+    """Every timed task: the three floors, our registered single-pass methods, the family modules' tasks
+    (n-pass floors, methods and peers), and (optionally) the peers of the single-pass methods."""
     targets = target.tolist()
     tasks = [
         Task(FLOOR_FORWARD, "floor", None, _floor_forward(model, x)),
         Task(FLOOR_LAYER4, "floor", None, _floor_backward_to_layer(model, x, target, model.layer4)),
         Task(FLOOR_INPUT, "floor", None, _floor_backward_to_input(model, x, target)),
-        Task("grad_cam", "ours", FLOOR_LAYER4, lambda: grad_cam(model, x, targets, layer="layer4")),
-        Task("guided_backprop", "ours", FLOOR_INPUT, lambda: guided_backprop(model, x, targets)),
-        Task("guided_grad_cam", "ours", FLOOR_INPUT, lambda: guided_grad_cam(model, x, targets, layer="layer4")),
-        Task("visual_backprop", "ours", FLOOR_FORWARD, lambda: visual_backprop(model, x)),
-        Task("saliency", "ours", FLOOR_INPUT, lambda: saliency(model, x, targets)),
     ]
+    # Our single-pass methods come from the registry, with the options the book uses; methods
+    # whose floor is n passes get their floors from their family's module (FAMILY_MODULES).
+    single_pass = {"forward": FLOOR_FORWARD, "backward_to_layer": FLOOR_LAYER4, "backward_to_input": FLOOR_INPUT}
+    for spec in registry.available():
+        if spec.floor in single_pass:
+            tasks.append(Task(spec.name, "ours", single_pass[spec.floor], _registered(spec, model, x, targets)))
     for module in family_modules():
         tasks += module.tasks(model, x, target, peers=peers)
     if not peers:
@@ -421,6 +439,54 @@ def select_tasks(tasks: list[Task], only: list[str] | None) -> list[Task]:
 
 def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: bool, peers: bool = True,
         only: list[str] | None = None) -> dict[str, object]:
+def plot_ratios(rows: list[dict[str, object]], *, title: str = "") -> object:
+    """Each task's time ratio to its floor: the median over rounds (dot) and the middle half of
+    the rounds (bar), ours and the peers, grouped by floor, with the targets (ticks)."""
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if r["floor"]]
+    floors = list(dict.fromkeys(str(r["floor"]) for r in shown))
+    shown.sort(key=lambda r: (floors.index(str(r["floor"])), r["group"] != "ours", str(r["task"])))
+    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(shown) + 1.0))
+    y = list(range(len(shown)))[::-1]
+    for yi, row in zip(y, shown):
+        colour = "tab:blue" if row["group"] == "ours" else "tab:gray"
+        ax.plot([row["ratio_q1"], row["ratio_q3"]], [yi, yi], color=colour, lw=3, alpha=0.45, solid_capstyle="butt")
+        ax.plot(row["ratio_to_floor"], yi, "o", color=colour, ms=4)
+        if row["time_target"] is not None:
+            ax.plot(row["time_target"], yi, "|", color="tab:red", ms=10, mew=1.5)
+    ax.set_yticks(y, [str(r["task"]) for r in shown], fontsize=7)
+    for label, row in zip(ax.get_yticklabels(), shown):
+        label.set_color("black" if row["group"] == "ours" else "dimgray")
+    ax.axvline(1.0, color="black", lw=0.6)
+    ax.set_xscale("log")
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0)))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(FormatStrFormatter(""))
+    ax.set_xlabel("time / floor time (log scale)")
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def to_compact_html(rows: list[dict[str, object]]) -> str:
+    """A narrow table: task, library, floor, median time, ratio with its quartiles, memory ratio."""
+    import html
+
+    head = ["task", "library", "floor", "median (ms)", "time / floor", "memory / floor"]
+    out = ["<table class=\"xaisurvey-compact\">", "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>", "<tbody>"]
+    for r in rows:
+        ratio = f"{r['ratio_to_floor']:.2f} ({r['ratio_q1']:.2f}-{r['ratio_q3']:.2f})" if r["floor"] else "1"
+        mem = "-" if r["memory_ratio_to_floor"] is None else f"{r['memory_ratio_to_floor']:.2f}"
+        cells = [str(r["task"]), str(r["group"]), str(r["floor"] or "-"), f"{1000 * float(r['median_s']):.0f}", ratio, mem]
+        out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return "\n".join(out + ["</tbody>", "</table>"])
+
+
+def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: bool, peers: bool = True) -> dict[str, object]:
     """Run the benchmark and return the results (config, machine, rows, raw times)."""
     torch.set_num_threads(threads)
     machine = _machine()

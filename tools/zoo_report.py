@@ -169,15 +169,18 @@ def ref_saliency(arch: str, model: nn.Module, x: torch.Tensor, layer: str, optio
 
 def ref_smoothgrad(arch: str, model: nn.Module, x: torch.Tensor, layer: str, options: dict) -> torch.Tensor:
     """captum ``Saliency`` (signed) averaged over the same noisy copies as ours (NoiseTunnel's
-    rule; its own noise comes from the global RNG, so the copies are drawn here as ours are)."""
+    rule; its own noise comes from the global RNG, so the copies are drawn here as ours are:
+    copy s of every image adds sigma * e_s, e_s a float32 standard normal draw from a generator
+    seeded with ``seed * 1_000_003 + s``, sigma = noise_level * the image's value range)."""
     from captum.attr import Saliency
 
     samples, level, seed = options.get("samples", 50), options.get("noise_level", 0.15), options.get("seed", 0)
-    g = torch.Generator().manual_seed(seed)
+    draws = [torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(seed * 1_000_003 + s))
+             for s in range(samples)]
     total = torch.zeros_like(x)
     span = x.reshape(x.shape[0], -1).amax(1) - x.reshape(x.shape[0], -1).amin(1)
     for i in range(x.shape[0]):
-        noisy = torch.stack([x[i] + level * span[i] * torch.randn(x.shape[1:], generator=g) for _ in range(samples)])
+        noisy = torch.stack([x[i] + level * span[i] * e for e in draws])
         grads = _quiet(lambda: Saliency(model).attribute(noisy, target=TARGETS[i], abs=False))
         total[i] = grads.mean(dim=0)
     return total

@@ -150,7 +150,7 @@ def _cases_without_methods() -> list:
         ("smoothgrad-noise-negative", lambda: smoothgrad(net, x, 0, noise_level=-0.1), ValueError, "noise_level"),
         ("smoothgrad-noise-string", lambda: smoothgrad(net, x, 0, noise_level="high"), ValueError, "noise_level"),
         ("smoothgrad-batch-size-zero", lambda: smoothgrad(net, x, 0, batch_size=0), ValueError, "batch_size"),
-        ("smoothgrad-seed-string", lambda: smoothgrad(net, x, 0, samples=2, seed="x"), TypeError, "seed"),
+        ("smoothgrad-seed-string", lambda: smoothgrad(net, x, 0, samples=2, seed="x"), ValueError, "seed must be an int"),
         ("saliency-reduce-unknown", lambda: saliency(net, x, 0, reduce="median"), ValueError, "median"),
         ("saliency-absolute-string", lambda: saliency(net, x, 0, absolute="yes"), TypeError, "absolute"),
         ("guided-backprop-rule-unknown", lambda: guided_backprop(net, x, 0, rule="lrp"), ValueError, "rule must be one of"),

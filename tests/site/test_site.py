@@ -163,3 +163,93 @@ def test_screenshot_of_a_method_chapter(site: str, browser) -> None:  # type: ig
     path = SCREENSHOTS / (Path(chosen).stem + ".png")
     assert browser.save_screenshot(str(path))
     assert path.stat().st_size > 10_000  # a real rendering, not a blank page
+
+
+def _set_theme(browser, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """Switch the theme as its toggle does (the attribute the theme's CSS keys on, and its memory)."""
+    browser.execute_script(
+        "document.documentElement.dataset.theme = arguments[0]; document.documentElement.dataset.mode = arguments[0];"
+        "localStorage.setItem('theme', arguments[0]); localStorage.setItem('mode', arguments[0]);",
+        mode,
+    )
+
+
+def test_figures_keep_their_colours_in_dark_mode(site: str, browser) -> None:  # type: ignore[no-untyped-def]
+    """A heat map must not change meaning in dark mode: figures are shown unfiltered on white.
+
+    Screenshots of one method chapter in each mode are kept in `_build/site-screenshots/`.
+    """
+    pages = toc_pages()
+    chosen = next((p for p in pages if "grad-cam" in p and "guided" not in p), pages[0])
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    styles = {}
+    for mode in ("light", "dark"):
+        _open(browser, site + chosen)
+        _set_theme(browser, mode)
+        styles[mode] = browser.execute_script(
+            "return Array.from(document.querySelectorAll('.bd-content img')).filter(img => img.naturalWidth > 0)"
+            ".map(img => { const s = getComputedStyle(img); return [s.filter, s.backgroundColor]; });"
+        )
+        page_background = browser.execute_script("return getComputedStyle(document.body).backgroundColor;")
+        path = SCREENSHOTS / f"{Path(chosen).stem}-{mode}.png"
+        assert browser.save_screenshot(str(path)) and path.stat().st_size > 10_000
+        if mode == "dark":  # the theme really is dark: the page's background is not white
+            assert page_background not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"), page_background
+    assert styles["dark"], f"no figures found on {chosen}"
+    assert all(f == "none" for f, _ in styles["dark"]), f"figures are filtered in dark mode: {styles['dark'][:3]}"
+    assert all(bg == "rgb(255, 255, 255)" for _, bg in styles["dark"]), f"figures lack a light background: {styles['dark'][:3]}"
+    _set_theme(browser, "light")
+
+
+def test_explorer_shows_the_precomputed_maps(site: str, browser) -> None:  # type: ignore[no-untyped-def]
+    """Click through the explorer: each choice draws exactly the stored map, and the image changes."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, site + "chapters/appendix/explorer.html")
+    root = browser.find_element(By.CSS_SELECTOR, ".xaisurvey-explorer")
+    eid = root.get_attribute("id")
+    data = browser.execute_script(f"const D = window.xaisurveyExplorer['{eid}'].data; "
+                                  "return {methods: D.methods, photos: Object.keys(D.photos), layers: D.layers, classes: D.classes};")
+    assert len(data["methods"]) >= 7 and len(data["photos"]) >= 2
+    select = {role: Select(root.find_element(By.CSS_SELECTOR, f'select[data-role="{role}"]'))
+              for role in ("photo", "method", "class", "layer")}
+    drawings: dict[str, str] = {}
+    for photo in data["photos"][:2]:
+        for method in data["methods"]:
+            select["photo"].select_by_value(photo)
+            select["method"].select_by_value(method)
+            cls = str(data["classes"][photo][-1][0])
+            select["class"].select_by_value(cls)
+            layer = data["layers"][method][0]
+            select["layer"].select_by_value(layer)
+            key = "|".join([photo, method, cls, layer])
+            result = browser.execute_script(
+                f"const E = window.xaisurveyExplorer['{eid}'], D = E.data;"
+                "const canvas = document.querySelector('#' + arguments[1] + ' canvas');"
+                "const px = canvas.getContext('2d').getImageData(0, 0, D.size, D.size).data;"
+                "if (!D.maps[arguments[0]]) return {key: E.state.key, missing: true};"
+                "const v = Uint8Array.from(atob(D.maps[arguments[0]]), c => c.charCodeAt(0)); let bad = 0;"
+                "for (let i = 0; i < v.length; i++) { const c = D.lut[v[i]];"
+                "  if (px[4*i] !== c[0] || px[4*i+1] !== c[1] || px[4*i+2] !== c[2]) bad++; }"
+                "return {key: E.state.key, bad: bad, drawn: Array.from(px.slice(0, 4 * v.length)).join(',')};",
+                key, eid)
+            assert result["key"] == key, (result["key"], key)
+            if result.get("missing"):
+                status = root.find_element(By.CSS_SELECTOR, '[data-role="status"]').text
+                assert "cannot explain" in status, f"{key}: no map and no reason given ({status!r})"
+                continue
+            assert result["bad"] == 0, f"{key}: {result['bad']} cells differ from the stored map"
+            drawings[key] = result["drawn"]
+    assert len(drawings) >= 7
+    # The picture changes with the choice (some methods coincide after scaling, e.g. CAM and
+    # Grad-CAM on a global-average-pooling head, so not every pair differs).
+    assert len(set(drawings.values())) >= len(drawings) // 2
+    first, second = data["photos"][:2]
+    same_method = [m for m in data["methods"] if any(k.startswith(f"{first}|{m}|") for k in drawings)
+                   and any(k.startswith(f"{second}|{m}|") for k in drawings)]
+    assert same_method, "no method drew a map for both photos"
+    m = same_method[0]
+    a = next(v for k, v in drawings.items() if k.startswith(f"{first}|{m}|"))
+    b = next(v for k, v in drawings.items() if k.startswith(f"{second}|{m}|"))
+    assert a != b, f"{m}: the map did not change with the photo"

@@ -1,7 +1,6 @@
 """SmoothGrad (Smilkov, Thorat, Kim, Viégas and Wattenberg, 2017)."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -9,6 +8,12 @@ from ._core import TargetLike, as_target, check_bool, check_input, check_positiv
 from .normalize import reduce_channels
 
 __all__ = ["smoothgrad"]
+
+
+def _draw(shape: torch.Size, seed: int, index: int) -> torch.Tensor:
+    """The ``index``-th standard normal draw of ``shape`` for ``seed``, in float32 on the CPU."""
+    generator = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + index)
+    return torch.randn(shape, generator=generator, dtype=torch.float32)
 
 
 def smoothgrad(
@@ -44,8 +49,9 @@ def smoothgrad(
         reduce: ``None`` keeps the channels; otherwise a ``reduce_channels`` name, giving (N, H, W).
         batch_size: noisy images per forward pass. It bounds the extra memory: only one batch
             of noisy copies and its gradients exist at a time, and the per-image sums are
-            accumulated as they come. The result does not depend on it: the noise of copy i of
-            image n is the same whatever the batch size.
+            accumulated as they come. The result does not depend on it: copy i of every image
+            uses the same standard normal draw (scaled by the image's sigma), whatever the
+            batch size, the batch's other images or the dtype.
         seed: seed of the noise generator; the same seed gives the same map.
 
     Returns:
@@ -62,8 +68,7 @@ def smoothgrad(
     check_bool(absolute, "absolute", "smoothgrad")
     samples = check_positive_int(samples, "samples", "smoothgrad")
     batch_size = check_positive_int(batch_size, "batch_size", "smoothgrad")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"smoothgrad: seed must be an int, got {seed!r}")
+    seed = check_positive_int(seed, "seed", "smoothgrad", minimum=0)
     if not isinstance(noise_level, (int, float)) or isinstance(noise_level, bool) or not noise_level >= 0 \
             or noise_level == float("inf"):
         raise ValueError(f"smoothgrad: noise_level must be a finite number >= 0, got {noise_level!r}")
@@ -71,13 +76,14 @@ def smoothgrad(
     target_ = as_target(target, n, method="smoothgrad").repeat(samples)  # image-major, sample fastest
     span = x.reshape(n, -1).amax(dim=1) - x.reshape(n, -1).amin(dim=1)
     sigma = noise_level * span
-    generator = torch.Generator(device="cpu").manual_seed(seed)
     total = torch.zeros_like(x)
     for start in range(0, n * samples, batch_size):
         stop = min(start + batch_size, n * samples)
         rows = torch.arange(start, stop) // samples  # the image of each noisy copy
-        # One draw per copy, in copy order: the same noise whatever the batch size.
-        noise = torch.stack([torch.randn(x.shape[1:], generator=generator, dtype=x.dtype) for _ in range(stop - start)])
+        # Copy s of every image uses the same draw e_s (float32, from its own seeded generator),
+        # scaled by that image's sigma: an image's map does not depend on the rest of the batch,
+        # on the batch size or on the dtype.
+        noise = torch.stack([_draw(x.shape[1:], seed, copy % samples) for copy in range(start, stop)]).to(x)
         noisy = x[rows] + sigma[rows].view(-1, 1, 1, 1) * noise.to(x.device)
         grad = input_gradient(model, noisy, target_.rows(start, stop), method="smoothgrad")
         total.index_add_(0, rows.to(x.device), grad * grad if squared else grad)
