@@ -219,13 +219,14 @@ CASES = _method_cases() + _cases_without_methods()
 
 def _distinct(cases: list) -> set[str]:
     """Distinct bad inputs: a method case counts once whatever the number of methods it runs for."""
-    names = {spec.name for spec in registry.available()}
+    per_method = {case[0] for case in METHOD_CASES}
     out = set()
     for case in cases:
         case_id = case.id
-        for name in names:
-            if case_id.startswith(name + "-"):
-                case_id = "method-" + case_id[len(name) + 1:]
+        for spec in registry.available():
+            suffix = case_id[len(spec.name) + 1:]
+            if case_id.startswith(spec.name + "-") and suffix in per_method:
+                case_id = "method-" + suffix
         out.add(case_id)
     return out
 
