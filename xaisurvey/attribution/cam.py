@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_bool, check_channels, check_input, model_guard, resolve_layer, upsample_maps
+from ._core import (TargetLike, as_target, check_bool, check_channels, check_input, model_guard,
+                    resolve_layer, upsample_maps)
 
 __all__ = ["cam"]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_bool, check_input, check_positive_int, input_gradient
+from ._core import (TargetLike, as_target, check_bool, check_input, check_positive_int,
+                    input_gradient)
 from .normalize import reduce_channels
 
 __all__ = ["smoothgrad"]

@@ -114,7 +114,7 @@ def _deconv_ones(mask: torch.Tensor, op: _Op, normalized: bool) -> torch.Tensor:
 def _separable_ones_transpose(mask: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
                               padding: tuple[int, int], output_padding: tuple[int, int],
                               dilation: tuple[int, int]) -> torch.Tensor:
-    """``F.conv_transpose2d(mask, ones(1, 1, kh, kw), ...)`` computed as shifted additions, axis by axis.
+    """``F.conv_transpose2d(mask, ones(1, 1, kh, kw), ...)`` as shifted additions, axis by axis.
 
     The all-ones kernel is the outer product of a column and a row of ones, so the transposed
     convolution factorises over the two axes. Along one axis, input cell ``i`` adds its value to
@@ -219,7 +219,9 @@ def _is_level(module: nn.Module) -> bool:
     """ReLU, ReLU6, LeakyReLU, RReLU, or a Hardtanh that clips at 0 (ReLU6 is one)."""
     if isinstance(module, _LEVELS):
         return True
-    return isinstance(module, nn.Hardtanh) and float(module.min_val) == 0.0 and float(module.max_val) > 0.0
+    if not isinstance(module, nn.Hardtanh):
+        return False
+    return float(module.min_val) == 0.0 and float(module.max_val) > 0.0
 
 
 @dataclass
@@ -251,9 +253,10 @@ def _names(ops: list[_Op]) -> str:
     return "[" + ", ".join(repr(op.name) for op in ops) + "]"
 
 
-def _chain(ops: list[_Op], start: tuple[int, int], end: tuple[int, int], start_name: str, end_name: str,
-           levels: dict[str, str]) -> list[_Op]:
-    """The spatial ops that carry the ``start`` map of ``start_name`` to the ``end`` map of ``end_name``.
+def _chain(ops: list[_Op], start: tuple[int, int], end: tuple[int, int], start_name: str,
+           end_name: str, levels: dict[str, str]) -> list[_Op]:
+    """The spatial ops that carry the ``start`` map of ``start_name`` to the ``end`` map
+    of ``end_name``.
 
     Of the ops that ran between the two maps (in run order), the chain is the longest sequence
     whose sizes connect (each op's input size is the previous op's output size): in a sequential
@@ -292,18 +295,24 @@ def _chain(ops: list[_Op], start: tuple[int, int], end: tuple[int, int], start_n
         if blocked:
             op = blocked[0]
             raise ValueError(
-                f"visual_backprop: layer {op.name!r} changes the map size from {op.in_size} to {op.out_size} "
-                f"and has no transposed form (supported: Conv2d, MaxPool2d, AvgPool2d), on the way {where}"
+                f"visual_backprop: layer {op.name!r} changes the map size from {op.in_size} to "
+                f"{op.out_size} "
+                "and has no transposed form (supported: Conv2d, MaxPool2d, AvgPool2d), on the way "
+                f"{where}"
             )
         raise ValueError(
-            f"visual_backprop: cannot follow the network {where}: no sequence of the layers that ran between "
-            f"them, {_names(ops)}, connects the two sizes (functional calls such as F.max_pool2d or "
+            f"visual_backprop: cannot follow the network {where}: no sequence of the layers that "
+            "ran between "
+            f"them, {_names(ops)}, connects the two sizes (functional calls such as F.max_pool2d "
+            "or "
             "F.interpolate inside forward are invisible to hooks: use modules)"
         )
     if count > 1:
         raise ValueError(
-            f"visual_backprop: cannot follow the network {where}: {count} different paths through the layers "
-            f"{_names(ops)} connect the two maps, and VisualBackProp cannot tell which one the map took"
+            f"visual_backprop: cannot follow the network {where}: {count} different paths through "
+            "the layers "
+            f"{_names(ops)} connect the two maps, and VisualBackProp cannot tell which one the map "
+            "took"
         )
     chain: list[_Op] = []
     while last is not None:
@@ -314,8 +323,10 @@ def _chain(ops: list[_Op], start: tuple[int, int], end: tuple[int, int], start_n
         source = levels.get(op.name)
         if source is not None and source != start_name:
             raise ValueError(
-                f"visual_backprop: cannot follow the network {where}: layer {op.name!r} reads the output of "
-                f"{source!r}, a parallel branch (VisualBackProp follows one path; concatenated or added "
+                f"visual_backprop: cannot follow the network {where}: layer {op.name!r} reads the "
+                "output of "
+                f"{source!r}, a parallel branch (VisualBackProp follows one path; concatenated or "
+                "added "
                 "branches that start at different activations are not supported)"
             )
     return chain
@@ -404,14 +415,19 @@ def visual_backprop_trace(
     shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
     if not levels:
         raise ValueError(
-            "visual_backprop: the model has no nn.ReLU, nn.ReLU6 or nn.LeakyReLU module producing a spatial map "
-            f"(N, C, h, w){f' (its maps pass through {shown})' if others else ''}; VisualBackProp averages ReLU "
-            "feature maps. ReLUs called as F.relu/torch.relu inside forward are invisible to hooks: use nn.ReLU modules"
+            "visual_backprop: the model has no nn.ReLU, nn.ReLU6 or nn.LeakyReLU module producing "
+            "a spatial map "
+            f"(N, C, h, w){f' (its maps pass through {shown})' if others else ''}; VisualBackProp "
+            "averages ReLU "
+            "feature maps. ReLUs called as F.relu/torch.relu inside forward are invisible to "
+            "hooks: use nn.ReLU modules"
         )
     if others:
         raise ValueError(
-            f"visual_backprop: the model's feature maps pass through activations it does not average ({shown}); "
-            "VisualBackProp averages the maps of ReLU, ReLU6 and LeakyReLU modules (the units that are on), "
+            "visual_backprop: the model's feature maps pass through activations it does not "
+            f"average ({shown}); "
+            "VisualBackProp averages the maps of ReLU, ReLU6 and LeakyReLU modules (the units that "
+            "are on), "
             "and would explain such a network by part of its layers only"
         )
     # A 1x1 map followed by a larger one is a channel gate (squeeze-and-excitation), not a map of
@@ -460,7 +476,8 @@ _LOW, _HIGH = 2.0**-60, 2.0**60
 
 
 def _keep_in_range(mask: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """``mask`` (N, 1, h, w) divided, per image, by its maximum where that leaves [2**-60, 2**60]."""
+    """``mask`` (N, 1, h, w) divided, per image, by its maximum where that leaves [2**-60, "
+    "2**60]."""
     top = mask.amax(dim=(1, 2, 3))
     out = (top > 0) & ((top < _LOW) | (top > _HIGH))
     if not bool(out.any()):
@@ -568,7 +585,9 @@ def visual_backprop(
     factor = trace.log_scale.exp().to(trace.result.dtype)
     if not bool(torch.isfinite(factor).all() & (factor > 0).all()):
         raise ValueError(
-            "visual_backprop: normalize=False, but the un-normalised map of this network lies outside the "
-            f"{trace.result.dtype} range (the product of {len(trace.layers)} averaged maps); use normalize=True"
+            "visual_backprop: normalize=False, but the un-normalised map of this network lies "
+            "outside the "
+            f"{trace.result.dtype} range (the product of {len(trace.layers)} averaged maps); use "
+            "normalize=True"
         )
     return trace.result * factor.view(-1, 1, 1)
