@@ -104,3 +104,9 @@ def test_only_keeps_the_matching_tasks_and_their_floors(bench):
     assert bench.select_tasks(tasks, None) == tasks
     with pytest.raises(SystemExit, match="no task matches; tasks: forward"):
         bench.select_tasks(tasks, ["lrp"])
+
+
+def test_cpu_clock_times_every_task(bench):
+    tasks = [bench.Task("a", "floor", None, lambda: sum(range(1000))), bench.Task("b", "ours", "a", lambda: None)]
+    times = bench.time_tasks(tasks, repeats=2, warmup=0, clock="cpu")
+    assert set(times) == {"a", "b"} and all(len(v) == 2 and min(v) >= 0 for v in times.values())
