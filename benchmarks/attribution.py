@@ -241,7 +241,9 @@ def setup_inputs(batch: int, size: int, seed: int = 0) -> tuple[nn.Module, torch
 
 #: The clocks a run can use: wall time, or the CPU time of this process (all its threads), which
 #: other processes on a busy shared machine do not inflate by taking turns on the cores (they
-#: still compete for caches and memory bandwidth, so it is not noise-free either).
+#: still compete for caches and memory bandwidth, so it is not noise-free either). Use it with
+#: ``--threads 1``: with more threads, OpenMP workers spin while they wait for work, and that
+#: spinning counts as CPU time (a method with many small single-threaded steps looks slower).
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
@@ -526,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="batch 2 of 3x64x64, 5 repeats, 1 warm-up, 1 thread, no memory (a smoke run: ratios are indicative only)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="wall time (default) or this process's CPU time (steadier on a shared machine)")
+                        help="wall time (default) or this process's CPU time (steadier on a shared machine; "
+                             "use with --threads 1)")
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="run only the tasks whose name contains one of these strings (and their floors)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
