@@ -93,3 +93,20 @@ def test_memory_measurement_is_repeatable(bench):
     second = bench.measure_memory([name], batch=2, size=96, threads=1)[name]
     assert first > 2**20
     assert abs(first - second) <= 0.03 * first
+
+
+def test_only_keeps_the_matching_tasks_and_their_floors(bench):
+    tasks = [bench.Task("forward (no grad)", "floor", None, lambda: None),
+             bench.Task("forward + backward to input", "floor", None, lambda: None),
+             bench.Task("visual_backprop", "ours", "forward (no grad)", lambda: None),
+             bench.Task("saliency", "ours", "forward + backward to input", lambda: None)]
+    assert [t.name for t in bench.select_tasks(tasks, ["VISUAL"])] == ["forward (no grad)", "visual_backprop"]
+    assert bench.select_tasks(tasks, None) == tasks
+    with pytest.raises(SystemExit, match="no task matches; tasks: forward"):
+        bench.select_tasks(tasks, ["lrp"])
+
+
+def test_cpu_clock_times_every_task(bench):
+    tasks = [bench.Task("a", "floor", None, lambda: sum(range(1000))), bench.Task("b", "ours", "a", lambda: None)]
+    times = bench.time_tasks(tasks, repeats=2, warmup=0, clock="cpu")
+    assert set(times) == {"a", "b"} and all(len(v) == 2 and min(v) >= 0 for v in times.values())

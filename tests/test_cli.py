@@ -88,10 +88,10 @@ def test_a_file_that_is_not_an_image_is_named(photos: Path, tmp_path: Path, caps
 
 def test_an_unknown_method_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["explain", str(tmp_path), "--model", "m", "--method", "lime", "-o", str(tmp_path / "o")])
+        cli.main(["explain", str(tmp_path), "--model", "m", "--method", "lemon", "-o", str(tmp_path / "o")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "invalid choice: 'lime'" in err and err.count("\n") == 1
+    assert "invalid choice: 'lemon'" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
 
 

@@ -113,6 +113,10 @@ def blend(image: ImageLike, heatmap: ImageLike, *, alpha: float = 0.5, cmap: str
         raise ValueError(f"heatmap must be (h, w), got shape {tuple(h.shape)}")
     if tuple(h.shape) != base.shape[:2]:
         h = F.interpolate(h[None, None], size=base.shape[:2], mode="bilinear", align_corners=False)[0, 0]
+    if cmap not in matplotlib.colormaps:
+        raise ValueError(
+            f"cmap must be a Matplotlib colormap name (e.g. 'jet', 'viridis'), got {cmap!r}"
+        )
     colours = matplotlib.colormaps[cmap](normalise_map(h).numpy())[..., :3]
     return ((1 - alpha) * base + alpha * colours).astype(np.float32)
 

@@ -331,3 +331,134 @@ def test_pooling_mode_is_left_when_the_forward_raises():
 
     assert visual_backprop(Reused(), torch.rand(2, 1, 8, 8)).shape == (2, 8, 8)
     assert len(_get_current_function_mode_stack()) == before
+
+
+# --- activations, branches and range (issue 12) ---------------------------------------------
+
+def _two_level(act1: nn.Module, act2: nn.Module) -> nn.Sequential:
+    g = torch.Generator().manual_seed(5)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), act1, nn.Conv2d(3, 2, 3, stride=2, padding=1), act2)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    return net.eval()
+
+
+def _by_hand(net: nn.Sequential, x: torch.Tensor, positive) -> torch.Tensor:
+    """The formula written out for conv -> act -> conv (3x3, stride 2, pad 1) -> act."""
+    with torch.no_grad():
+        a1 = net[1](net[0](x))
+        a2 = net[3](net[2](a1))
+    m2 = positive(a2).mean(dim=1, keepdim=True)
+    up = F.conv_transpose2d(m2, torch.ones(1, 1, 3, 3), stride=2, padding=1, output_padding=1)
+    m1 = positive(a1).mean(dim=1, keepdim=True) * up
+    return F.conv_transpose2d(m1, torch.ones(1, 1, 3, 3), padding=1)[:, 0]
+
+
+def test_relu6_maps_are_used_as_they_are():
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 8
+    net = _two_level(nn.ReLU6(), nn.ReLU6(inplace=True))
+    with torch.no_grad():
+        assert bool((net[1](net[0](x)) == 6).any())  # the clipping at 6 is exercised
+    trace = visual_backprop_trace(net, x)
+    assert trace.layers == ["1", "3"]
+    assert torch.allclose(trace.result, _by_hand(net, x, lambda a: a), atol=1e-5)
+    # ReLU6 is Hardtanh(0, 6): the same module type with min_val 0 is a level too
+    same = _two_level(nn.Hardtanh(0.0, 6.0), nn.Hardtanh(0.0, 6.0))
+    assert torch.allclose(visual_backprop_trace(same, x).result, trace.result, atol=1e-5)
+
+
+def test_leaky_relu_levels_are_their_positive_part():
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1)) - 0.5
+    net = _two_level(nn.LeakyReLU(0.2), nn.LeakyReLU(0.2, inplace=True))
+    trace = visual_backprop_trace(net, x)
+    assert torch.allclose(trace.result, _by_hand(net, x, lambda a: a.clamp(min=0)), atol=1e-5)
+    # not the map of the raw leaky outputs (which have negative parts)
+    assert not torch.allclose(trace.result, _by_hand(net, x, lambda a: a), atol=1e-3)
+    # slope 0 is a ReLU
+    relu, leaky0 = _two_level(nn.ReLU(), nn.ReLU()), _two_level(nn.LeakyReLU(0.0), nn.LeakyReLU(0.0))
+    assert torch.equal(visual_backprop(relu, x), visual_backprop(leaky0, x))
+
+
+@pytest.mark.parametrize("activation", [nn.Hardswish, nn.SiLU, nn.GELU, nn.ELU, nn.Sigmoid])
+def test_other_activations_raise_naming_them(activation):
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1), activation())
+    with pytest.raises(ValueError, match=rf"does not average \({activation.__name__} '3'\)"):
+        visual_backprop(net, torch.rand(1, 1, 6, 6))
+    only = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), activation())
+    with pytest.raises(ValueError, match=rf"no nn.ReLU.*{activation.__name__} '1'"):
+        visual_backprop(only, torch.rand(1, 1, 6, 6))
+
+
+class _Fire(nn.Module):
+    """SqueezeNet's Fire module: squeeze, then two parallel expand branches, concatenated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.squeeze, self.squeeze_act = nn.Conv2d(1, 2, 1), nn.ReLU()
+        self.e1, self.e1_act = nn.Conv2d(2, 2, 1), nn.ReLU()
+        self.e3, self.e3_act = nn.Conv2d(2, 2, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        s = self.squeeze_act(self.squeeze(x))
+        return torch.cat([self.e1_act(self.e1(s)), self.e3_act(self.e3(s))], 1)
+
+
+def test_parallel_branches_raise_naming_the_layers():
+    with pytest.raises(ValueError, match="layer 'e3' reads the output of 'squeeze_act', a parallel branch"):
+        visual_backprop(_Fire(), torch.rand(1, 1, 6, 6))
+
+
+def test_two_paths_of_equal_length_raise():
+    class TwoPaths(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.relu = nn.Conv2d(1, 2, 1), nn.ReLU()
+            self.a, self.b, self.out = nn.Conv2d(2, 2, 3, stride=2, padding=1), nn.Conv2d(2, 2, 1, stride=2), nn.ReLU()
+
+        def forward(self, x):
+            y = self.relu(self.conv(x)) + 0  # a functional op: neither branch reads the ReLU itself
+            return self.out(self.a(y) + self.b(y))
+
+    with pytest.raises(ValueError, match=r"2 different paths through the layers \['a', 'b'\]"):
+        visual_backprop(TwoPaths(), torch.rand(1, 1, 6, 6))
+
+
+def test_regnet_follows_the_main_path_and_skips_the_gates():
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.regnet_y_400mf().eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    trace = visual_backprop_trace(net, x)
+    steps = [name for step in trace.steps for name in step]
+    assert not any(".proj" in name or ".se." in name for name in steps)  # shortcuts and gates
+    assert trace.skipped and all(name.endswith("se.activation") for name in trace.skipped)
+    assert all(len(step) >= 1 for step in trace.steps)
+    maps = visual_backprop(net, x)
+    assert torch.isfinite(maps).all() and bool((maps.amax(dim=(1, 2)) == 1).all())
+
+
+def test_deep_products_stay_in_range():
+    # 40 levels, each averaging to about 0.05: the product (1e-52) is below float32's range.
+    layers = []
+    for _ in range(40):
+        conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+        nn.init.constant_(conv.weight, 1 / 9)
+        layers += [conv, nn.ReLU()]
+    net = nn.Sequential(*layers)
+    x = 0.05 + 0.01 * torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    trace = visual_backprop_trace(net, x)
+    assert bool((trace.log_scale < -60).all())
+    maps = visual_backprop(net, x)
+    assert bool((maps.amax(dim=(1, 2)) == 1).all())  # not an all-zero map
+    # float64 (rescaled too, with its own factors) gives the same normalised map
+    reference = visual_backprop(net.double(), x.double())
+    assert torch.allclose(maps.double(), reference, atol=1e-5)
+    with pytest.raises(ValueError, match="outside the torch.float32 range"):
+        visual_backprop(net.float(), x, normalize=False)
+    # float64 can hold the product (about 1e-58): the rescaling is undone
+    trace64 = visual_backprop_trace(net.double(), x.double())
+    raw = visual_backprop(net.double(), x.double(), normalize=False)
+    assert bool((raw.amax(dim=(1, 2)) < 1e-50).all())
+    assert torch.allclose(raw, trace64.result * trace64.log_scale.exp().view(-1, 1, 1), rtol=1e-12, atol=0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_channels, check_input, model_guard, resolve_layer, upsample_maps
+from ._core import (TargetLike, as_target, check_bool, check_channels, check_input, model_guard,
+                    resolve_layer, upsample_maps)
 
 __all__ = ["cam"]
 
@@ -63,6 +64,7 @@ def cam(
         torch.Size([2, 8, 8])
     """
     x = check_input(x, model, method="cam")
+    check_bool(relu, "relu", "cam")
     if callable(target) and not isinstance(target, torch.Tensor):
         raise TypeError("cam: target must be class indices (CAM uses the classifier's weights of a class), not a callable")
     if upsample not in ("bilinear", "nearest", None):

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ._cam import layer_pass, weighted_map
-from ._core import TargetLike, as_target, check_choice, check_input, resolve_layer
+from ._core import TargetLike, as_target, check_bool, check_choice, check_input, resolve_layer
 
 __all__ = ["grad_cam", "grad_cam_weights"]
 
@@ -67,6 +67,7 @@ def grad_cam(
         torch.Size([2, 8, 8])
     """
     x = check_input(x, model, method="grad_cam")
+    check_bool(relu, "relu", "grad_cam")
     check_choice(weights, ("mean", "sum"), "weights", "grad_cam")
     check_choice(upsample, ("bilinear", "nearest", None), "upsample", "grad_cam")
     target_ = as_target(target, x.shape[0], method="grad_cam")

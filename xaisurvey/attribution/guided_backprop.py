@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ._core import TargetLike, as_target, check_input, input_gradient
+from ._core import TargetLike, as_target, check_bool, check_input, input_gradient
 from .normalize import reduce_channels
 
 __all__ = ["guided_backprop", "relu_backward_rule", "GuidedBackpropWarning", "RULES"]
@@ -287,6 +287,7 @@ def guided_backprop(
         torch.Size([2, 3, 8, 8])
     """
     x = check_input(x, model, method="guided_backprop")
+    check_bool(absolute, "absolute", "guided_backprop")
     target_ = as_target(target, x.shape[0], method="guided_backprop")
     if rule not in RULES:
         raise ValueError(f"guided_backprop: rule must be one of {', '.join(RULES)}, got {rule!r}")

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ._cam import layer_pass, weighted_map
-from ._core import TargetLike, as_target, check_choice, check_input, resolve_layer
+from ._core import TargetLike, as_target, check_bool, check_choice, check_input, resolve_layer
 from .grad_cam import grad_cam_weights
 from .normalize import reduce_channels
 
@@ -54,6 +54,7 @@ def guided_grad_cam(
         torch.Size([2, 3, 8, 8])
     """
     x = check_input(x, model, method="guided_grad_cam")
+    check_bool(relu, "relu", "guided_grad_cam")
     check_choice(weights, ("mean", "sum"), "weights", "guided_grad_cam")
     if upsample is None:
         raise ValueError("guided_grad_cam: upsample must be 'bilinear' or 'nearest' (the map multiplies the input-size gradient)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input, input_gradient
+from ._core import TargetLike, as_target, check_bool, check_input, input_gradient
 from .normalize import reduce_channels
 
 __all__ = ["saliency"]
@@ -53,6 +53,7 @@ def saliency(
         torch.Size([4, 8, 8])
     """
     x = check_input(x, model, method="saliency")
+    check_bool(absolute, "absolute", "saliency")
     grad = input_gradient(model, x, as_target(target, x.shape[0], method="saliency"), method="saliency")
     if absolute:
         grad = grad.abs()

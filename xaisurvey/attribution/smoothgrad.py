@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input, check_positive_int, input_gradient
+from ._core import (TargetLike, as_target, check_bool, check_input, check_positive_int,
+                    input_gradient)
 from .normalize import reduce_channels
 
 __all__ = ["smoothgrad"]
@@ -64,6 +65,8 @@ def smoothgrad(
         torch.Size([2, 3, 8, 8])
     """
     x = check_input(x, model, method="smoothgrad")
+    check_bool(squared, "squared", "smoothgrad")
+    check_bool(absolute, "absolute", "smoothgrad")
     samples = check_positive_int(samples, "samples", "smoothgrad")
     batch_size = check_positive_int(batch_size, "batch_size", "smoothgrad")
     seed = check_positive_int(seed, "seed", "smoothgrad", minimum=0)

@@ -25,6 +25,10 @@ def read_image(path: Path | str, mode: str = "RGB") -> Tensor:
 
     ``mode`` is a PIL mode: ``"RGB"`` (grey images are replicated to 3 channels) or ``"L"``.
     """
+    if not isinstance(path, (str, Path)):
+        raise TypeError(
+            f"read_image: path must be a str or a pathlib.Path, got {type(path).__name__}"
+        )
     with Image.open(path) as img:
         array = np.asarray(img.convert(mode), dtype=np.uint8)
     if array.ndim == 2:

@@ -72,6 +72,13 @@ def area_under_curve(fractions: torch.Tensor, scores: torch.Tensor) -> float:
         >>> area_under_curve(torch.tensor([0.0, 0.5, 1.0]), torch.tensor([1.0, 1.0, 0.0]))
         0.75
     """
+    if not isinstance(fractions, torch.Tensor) or not isinstance(scores, torch.Tensor):
+        raise TypeError("area_under_curve: fractions and scores must be torch tensors")
+    if fractions.dim() != 1 or fractions.shape != scores.shape:
+        raise ValueError(
+            f"area_under_curve: fractions and scores must be 1-D of the same length, got shapes "
+            f"{tuple(fractions.shape)} and {tuple(scores.shape)}"
+        )
     return float(torch.trapezoid(scores.to(torch.float64), fractions.to(torch.float64)))
 
 
@@ -270,6 +277,12 @@ def insertion_curve(
     )
 
 
+def _check_size(height: object, width: object, what: str) -> None:
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what}: {name} must be a positive int, got {value!r}")
+
+
 def random_attribution(
     height: int,
     width: int,
@@ -287,6 +300,7 @@ def random_attribution(
         >>> random_attribution(2, 3, seed=1).shape
         torch.Size([2, 3])
     """
+    _check_size(height, width, "random_attribution")
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand(height, width, generator=generator, dtype=torch.float32)
     return noise.to(device=device, dtype=dtype)

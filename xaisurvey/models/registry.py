@@ -87,6 +87,10 @@ def load(name: str, **kwargs: Any) -> LoadedModel:
         >>> "mobilenet_v1_025_imagenet" in zoo.available()  # doctest: +SKIP
         True
     """
+    if not isinstance(name, str):
+        raise TypeError(
+            f"load: the model name must be a str, got {type(name).__name__}; see available()"
+        )
     family = next((prefix for prefix in _FAMILIES if name.startswith(prefix)), None)
     if name in _REGISTRY:
         loaded = _REGISTRY[name][0](**kwargs)
