@@ -13,14 +13,20 @@ sensitivity, cost floor) and drives the command line, the benchmark, the evaluat
 shared contract tests; :func:`explain` runs any registered method by name and returns one map
 per image.
 """
+from .ablation_cam import AblationCAMWarning, ablation_cam
 from .cam import cam
 from .grad_cam import grad_cam
+from .grad_cam_plusplus import grad_cam_plusplus
 from .guided_backprop import GuidedBackpropWarning, guided_backprop
 from .guided_grad_cam import guided_grad_cam
+from .hires_cam import hires_cam
+from .layer_cam import layer_cam
 from .normalize import max_abs, minmax, reduce_channels
 from .saliency import saliency
+from .score_cam import score_cam
 from .smoothgrad import smoothgrad
 from .visual_backprop import visual_backprop
+from .xgrad_cam import xgrad_cam
 from . import registry  # noqa: E402  (after the methods it lists)
 from .registry import MethodSpec, available, explain
 
@@ -32,6 +38,13 @@ __all__ = [
     "guided_backprop",
     "guided_grad_cam",
     "visual_backprop",
+    "grad_cam_plusplus",
+    "xgrad_cam",
+    "layer_cam",
+    "hires_cam",
+    "score_cam",
+    "ablation_cam",
+    "AblationCAMWarning",
     "GuidedBackpropWarning",
     "minmax",
     "max_abs",

@@ -23,14 +23,20 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .ablation_cam import ablation_cam
 from .cam import cam
 from .grad_cam import grad_cam
+from .grad_cam_plusplus import grad_cam_plusplus
 from .guided_backprop import guided_backprop
 from .guided_grad_cam import guided_grad_cam
+from .hires_cam import hires_cam
+from .layer_cam import layer_cam
 from .normalize import reduce_channels
 from .saliency import saliency
+from .score_cam import score_cam
 from .smoothgrad import smoothgrad
 from .visual_backprop import visual_backprop
+from .xgrad_cam import xgrad_cam
 
 __all__ = ["MethodSpec", "FAMILIES", "FLOORS", "METHODS", "get", "available", "explain", "cost_passes"]
 
@@ -141,6 +147,36 @@ _TABLE: list[MethodSpec] = [
     MethodSpec(
         name="visual_backprop", function=visual_backprop, family="activation", needs_layer=False,
         class_sensitive=False, floor="forward", output="map", paper="Bojarski et al. (2016)",
+    ),
+    # --- cam (issue 14)
+    MethodSpec(
+        name="grad_cam_plusplus", function=grad_cam_plusplus, family="cam", needs_layer=True, class_sensitive=True,
+        floor="backward_to_layer", output="map", paper="Chattopadhay et al. (2018)",
+    ),
+    MethodSpec(
+        name="xgrad_cam", function=xgrad_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="backward_to_layer", output="map", paper="Fu et al. (2020)",
+    ),
+    MethodSpec(
+        name="layer_cam", function=layer_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="backward_to_layer", output="map", paper="Jiang et al. (2021)",
+    ),
+    MethodSpec(
+        name="hires_cam", function=hires_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="backward_to_layer", output="map", paper="Draelos and Carin (2020)",
+    ),
+    # Score-CAM and Ablation-CAM: one forward pass per channel of the layer and image. ``passes``
+    # cannot know the layer's channel count from the options, so it reports passes per channel
+    # (1); the benchmark's floors run N * K passes of the same batch size.
+    MethodSpec(
+        name="score_cam", function=score_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="n_forward", output="map", paper="Wang et al. (2020)",
+        defaults={"batch_size": 32}, quick={"batch_size": 8}, passes=lambda options: 1,
+    ),
+    MethodSpec(
+        name="ablation_cam", function=ablation_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="n_forward", output="map", paper="Desai and Ramaswamy (2020)",
+        defaults={"batch_size": 32}, quick={"batch_size": 8}, passes=lambda options: 1,
     ),
 ]
 
