@@ -6,7 +6,7 @@
   ``GradCAMPlusPlus``, ``XGradCAM``, ``LayerCAM``, ``HiResCAM``; torch-cam ``GradCAMpp``,
   ``XGradCAM``, ``LayerCAM``) on the same floor.
 * Score-CAM and Ablation-CAM run one forward pass per channel and image. To keep a round within
-  seconds they explain the **first image** of the batch at ``layer2`` (128 channels; 28 x 28 at
+  seconds they explain the **first image** of the batch, for the model's top class on it, at ``layer2`` (128 channels; 28 x 28 at
   224 x 224): 128 forward passes of masked (or ablated) copies per call, in batches of
   ``BATCH_SIZE``. Their floor, ``n forward (layer2 channels)``, runs the same 128 rows in
   passes of the same batch size, building each batch from the image and doing nothing else.
@@ -67,7 +67,9 @@ def tasks(model, x: torch.Tensor, target: torch.Tensor, *, peers: bool) -> list:
 
     from xaisurvey.attribution import ablation_cam, score_cam
 
-    image, first = x[:1], target[:1].tolist()
+    image = x[:1]
+    with torch.no_grad():
+        first = model(image).argmax(dim=1).tolist()  # the top class: a positive score, as Ablation-CAM's y assumes
     channels = _channels(model, image)
     result = [
         Task(FLOOR_N, "floor", None, _floor_n_forward(model, image, channels, BATCH_SIZE)),
@@ -145,8 +147,10 @@ def _memory_child(method: str, batch_size: int, size: int) -> None:
     from xaisurvey.attribution import ablation_cam, score_cam
 
     torch.set_num_threads(1)
-    model, x, target = bench.setup_inputs(1, size)
-    image, first = x[:1], target[:1].tolist()
+    model, x, _ = bench.setup_inputs(1, size)
+    image = x[:1]
+    with torch.no_grad():
+        first = model(image).argmax(dim=1).tolist()
     if method == "floor":
         run = _floor_n_forward(model, image, _channels(model, image), batch_size)
     else:
