@@ -31,7 +31,7 @@ def prepare(
     upsample: object,
     method: str,
 ) -> tuple[torch.Tensor, Target, str, nn.Module]:
-    """Check ``x``, ``relu``, ``upsample`` and ``target``; resolve ``layer`` -> (x, target, name, module)."""
+    """Check ``x``, ``relu``, ``upsample``, ``target``; resolve ``layer``."""
     x = check_input(x, model, method=method)
     if not isinstance(relu, bool):
         raise ValueError(f"{method}: relu must be True or False, got {relu!r}")
@@ -44,7 +44,8 @@ def prepare(
 def safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """``numerator / denominator`` with 0 where the denominator is 0 (never NaN or inf)."""
     zero = denominator == 0
-    return torch.where(zero, torch.zeros_like(numerator), numerator / torch.where(zero, torch.ones_like(denominator), denominator))
+    safe = torch.where(zero, torch.ones_like(denominator), denominator)
+    return torch.where(zero, torch.zeros_like(numerator), numerator / safe)
 
 
 def gradient_cam(
@@ -58,9 +59,11 @@ def gradient_cam(
     upsample: str | None,
     method: str,
 ) -> torch.Tensor:
-    """``up(ReLU(sum_k w_k A^k))`` with ``w = rule(A, dS/dA)``: one forward and one partial backward pass."""
-    x, target_, name, module = prepare(model, x, target, layer, relu=relu, upsample=upsample, method=method)
+    """``up(ReLU(sum_k w_k A^k))``, ``w = rule(A, dS/dA)``: one pass each way."""
+    x, target_, name, module = prepare(model, x, target, layer, relu=relu, upsample=upsample,
+                                       method=method)
     recorded = layer_pass(model, x, target_, module, name, method=method)
     assert recorded.gradient is not None
     weights = rule(recorded.activation, recorded.gradient)
-    return weighted_map(recorded.activation, weights, relu=relu, size=tuple(x.shape[-2:]), upsample=upsample, method=method)
+    return weighted_map(recorded.activation, weights, relu=relu, size=tuple(x.shape[-2:]),
+                        upsample=upsample, method=method)

@@ -14,7 +14,7 @@ __all__ = ["ablation_cam", "AblationCAMWarning"]
 
 
 class AblationCAMWarning(UserWarning):
-    """The target score is not positive, so the paper's division by it is replaced (see ablation_cam)."""
+    """The target score is not positive: the division by it is replaced (see ablation_cam)."""
 
 
 def ablation_cam(
@@ -27,7 +27,7 @@ def ablation_cam(
     relu: bool = True,
     upsample: str | None = "bilinear",
 ) -> torch.Tensor:
-    """Ablation-CAM: each feature map weighted by the relative drop of the score when it is set to zero.
+    """Ablation-CAM: each feature map weighted by the score's relative drop when it is set to zero.
 
     Paper: S. Desai and H. G. Ramaswamy, "Ablation-CAM: Visual Explanations for Deep
     Convolutional Network via Gradient-free Localization" (WACV 2020).
@@ -70,13 +70,15 @@ def ablation_cam(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-        ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
         >>> ablation_cam(net, torch.rand(2, 3, 8, 8), target=[0, 1], layer="1").shape
         torch.Size([2, 8, 8])
     """
     method = "ablation_cam"
-    x, target_, name, module = prepare(model, x, target, layer, relu=relu, upsample=upsample, method=method)
+    x, target_, name, module = prepare(model, x, target, layer, relu=relu, upsample=upsample,
+                                       method=method)
     batch_size = check_positive_int(batch_size, "batch_size", method)
     recorded = layer_pass(model, x, target_, module, name, method=method, gradient=False)
     activation, scores = recorded.activation, recorded.scores
@@ -95,18 +97,22 @@ def ablation_cam(
             output = activation[image].clone()
             output[torch.arange(rows.numel(), device=x.device), channel] = 0
             state["output"] = output
-            chunk_target = Target(indices=target_.indices[image.cpu()]) if target_.indices is not None else target_
-            ablated[rows] = select_scores(model(x[image]), chunk_target, method=method, n=rows.numel())
+            index = None if target_.indices is None else target_.indices[image.cpu()]
+            chunk_target = target_ if index is None else Target(index)
+            out = model(x[image])
+            ablated[rows] = select_scores(out, chunk_target, method=method, n=rows.numel())
             del output
         state.clear()
     drop = scores.view(n, 1) - ablated.view(n, k)
     positive = scores > 0
     if not bool(positive.all()):
         warnings.warn(
-            f"{method}: the target score is <= 0 for {int((~positive).sum())} image(s); their weights are the "
-            "plain drops y - y_k (dividing by y would flip or break the map)",
+            f"{method}: the target score is <= 0 for {int((~positive).sum())} image(s); their "
+            "weights are the plain drops y - y_k (dividing by y would flip or break the map)",
             AblationCAMWarning,
             stacklevel=2,
         )
-    weights = torch.where(positive.view(n, 1), drop / torch.where(positive, scores, torch.ones_like(scores)).view(n, 1), drop)
-    return weighted_map(activation, weights, relu=relu, size=tuple(x.shape[-2:]), upsample=upsample, method=method)
+    divisor = torch.where(positive, scores, torch.ones_like(scores)).view(n, 1)
+    weights = torch.where(positive.view(n, 1), drop / divisor, drop)
+    return weighted_map(activation, weights, relu=relu, size=tuple(x.shape[-2:]), upsample=upsample,
+                        method=method)

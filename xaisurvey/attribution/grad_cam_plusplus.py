@@ -34,7 +34,7 @@ def grad_cam_plusplus(
     relu: bool = True,
     upsample: str | None = "bilinear",
 ) -> torch.Tensor:
-    """Grad-CAM++: channel weights that sum only the positive gradients, each position weighted by alpha.
+    """Grad-CAM++: channel weights that sum the positive gradients, each position weighted by alpha.
 
     Paper: A. Chattopadhay, A. Sarkar, P. Howlader and V. N. Balasubramanian, "Grad-CAM++:
     Generalized Gradient-Based Visual Explanations for Deep Convolutional Networks" (WACV 2018).
@@ -74,10 +74,11 @@ def grad_cam_plusplus(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-        ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
         >>> grad_cam_plusplus(net, torch.rand(2, 3, 8, 8), target=[0, 1], layer="1").shape
         torch.Size([2, 8, 8])
     """
-    return gradient_cam(model, x, target, layer, grad_cam_plusplus_weights, relu=relu, upsample=upsample,
-                        method="grad_cam_plusplus")
+    return gradient_cam(model, x, target, layer, grad_cam_plusplus_weights, relu=relu,
+                        upsample=upsample, method="grad_cam_plusplus")

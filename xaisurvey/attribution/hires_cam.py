@@ -66,4 +66,5 @@ def hires_cam(
         >>> hires_cam(net, torch.rand(2, 3, 8, 8), target=0, layer="1").shape
         torch.Size([2, 8, 8])
     """
-    return gradient_cam(model, x, target, layer, hires_cam_weights, relu=relu, upsample=upsample, method="hires_cam")
+    return gradient_cam(model, x, target, layer, hires_cam_weights, relu=relu, upsample=upsample,
+                        method="hires_cam")

@@ -58,9 +58,11 @@ def layer_cam(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-        ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
         >>> layer_cam(net, torch.rand(2, 3, 8, 8), target=0, layer="1").shape
         torch.Size([2, 8, 8])
     """
-    return gradient_cam(model, x, target, layer, layer_cam_weights, relu=relu, upsample=upsample, method="layer_cam")
+    return gradient_cam(model, x, target, layer, layer_cam_weights, relu=relu, upsample=upsample,
+                        method="layer_cam")

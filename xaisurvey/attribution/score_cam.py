@@ -22,14 +22,17 @@ def score_cam_masks(activation: torch.Tensor, size: tuple[int, int]) -> torch.Te
     low = up.amin(dim=(1, 2), keepdim=True)
     span = up.amax(dim=(1, 2), keepdim=True) - low
     flat = span == 0
-    return torch.where(flat, torch.zeros_like(up), (up - low) / torch.where(flat, torch.ones_like(span), span))
+    safe = torch.where(flat, torch.ones_like(span), span)
+    return torch.where(flat, torch.zeros_like(up), (up - low) / safe)
 
 
-def _scores(model: nn.Module, inputs: torch.Tensor, target: Target, score: str, method: str) -> torch.Tensor:
+def _scores(model: nn.Module, inputs: torch.Tensor, target: Target, score: str,
+            method: str) -> torch.Tensor:
     output = model(inputs)
     if score == "softmax":
         if not isinstance(output, torch.Tensor) or output.dim() != 2:
-            raise ValueError(f"{method}: score='softmax' needs an output of shape (N, classes); use score='logit'")
+            raise ValueError(f"{method}: score='softmax' needs an output of shape (N, classes); "
+                             "use score='logit'")
         output = output.softmax(dim=1)
     return select_scores(output, target, method=method, n=inputs.shape[0])
 
@@ -47,7 +50,7 @@ def score_cam(
     relu: bool = True,
     upsample: str | None = "bilinear",
 ) -> torch.Tensor:
-    """Score-CAM: each feature map weighted by how much the score rises when the image is masked by it.
+    """Score-CAM: each feature map weighted by the score's rise when the image is masked by it.
 
     Paper: H. Wang, Z. Wang, M. Du, F. Yang, Z. Zhang, S. Ding, P. Mardziel and X. Hu,
     "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural Networks"
@@ -96,16 +99,19 @@ def score_cam(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-        ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
         >>> score_cam(net, torch.rand(2, 3, 8, 8), target=[0, 1], layer="1").shape
         torch.Size([2, 8, 8])
     """
     method = "score_cam"
-    x, target_, name, module = prepare(model, x, target, layer, relu=relu, upsample=upsample, method=method)
+    x, target_, name, module = prepare(model, x, target, layer, relu=relu, upsample=upsample,
+                                       method=method)
     check_choice(score, ("softmax", "logit"), "score", method)
     if not isinstance(channel_softmax, bool):
-        raise ValueError(f"{method}: channel_softmax must be True or False, got {channel_softmax!r}")
+        raise ValueError(
+            f"{method}: channel_softmax must be True or False, got {channel_softmax!r}")
     batch_size = check_positive_int(batch_size, "batch_size", method)
     if isinstance(baseline, torch.Tensor):
         try:
@@ -113,13 +119,16 @@ def score_cam(
         except RuntimeError:
             raise ValueError(f"{method}: baseline must broadcast to x's shape {tuple(x.shape)}, "
                              f"got shape {tuple(baseline.shape)}") from None
-    elif isinstance(baseline, (int, float)) and not isinstance(baseline, bool) and baseline == baseline:
+    elif isinstance(baseline, (int, float)) and not isinstance(baseline, bool) \
+            and baseline == baseline:
         x_b = None if baseline == 0 else torch.full_like(x, float(baseline))
     else:
-        raise ValueError(f"{method}: baseline must be a finite number or a tensor, got {baseline!r}")
+        raise ValueError(
+            f"{method}: baseline must be a finite number or a tensor, got {baseline!r}")
     n, size = x.shape[0], tuple(x.shape[-2:])
 
-    activation = layer_pass(model, x, target_, module, name, method=method, gradient=False).activation
+    recorded = layer_pass(model, x, target_, module, name, method=method, gradient=False)
+    activation = recorded.activation
     k = activation.shape[1]
     flat = activation.flatten(2)
     live = (flat.amax(dim=2) > flat.amin(dim=2)).flatten()  # (N*K,) rows that need a pass
@@ -128,18 +137,21 @@ def score_cam(
     with model_guard(model, needs_grad=False, method=method), torch.no_grad():
         black = torch.zeros_like(x[:1])
         # f(X_b) for every image (for the black baseline, f of a black image).
+        def blacks(s: int) -> torch.Tensor:
+            return black.expand(min(batch_size, n - s), -1, -1, -1)
+
+        def rows_of(s: int) -> Target:
+            return target_.rows(s, min(s + batch_size, n))
+
         reference = torch.cat([
-            _scores(model, (x_b[s:s + batch_size] if x_b is not None else black.expand(min(batch_size, n - s), -1, -1, -1)),
-                    target_.rows(s, min(s + batch_size, n)), score, method)
+            _scores(model, x_b[s:s + batch_size] if x_b is not None else blacks(s), rows_of(s),
+                    score, method)
             for s in range(0, n, batch_size)
         ])
         if x_b is not None and bool((~live).any()):
             # A constant channel's mask is zero: its masked image is black, f(black) - f(X_b).
-            zero = torch.cat([
-                _scores(model, black.expand(min(batch_size, n - s), -1, -1, -1), target_.rows(s, min(s + batch_size, n)),
-                        score, method)
-                for s in range(0, n, batch_size)
-            ])
+            zero = torch.cat([_scores(model, blacks(s), rows_of(s), score, method)
+                              for s in range(0, n, batch_size)])
             increase = (zero - reference).repeat_interleave(k)
         for start in range(0, rows.numel(), batch_size):
             chunk = rows[start:start + batch_size]
@@ -147,7 +159,7 @@ def score_cam(
             masks = score_cam_masks(activation.flatten(0, 1)[chunk.to(x.device)], size)
             masked = x[image.to(x.device)] * masks[:, None]
             # Class indices: each row's image's class; a callable scores every row of the chunk.
-            chunk_target = Target(indices=target_.indices[image]) if target_.indices is not None else target_
+            chunk_target = target_ if target_.indices is None else Target(target_.indices[image])
             got = _scores(model, masked, chunk_target, score, method)
             increase[chunk.to(x.device)] = got - reference[image.to(x.device)]
             del masks, masked

@@ -11,7 +11,7 @@ __all__ = ["xgrad_cam", "xgrad_cam_weights"]
 
 
 def xgrad_cam_weights(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
-    """XGrad-CAM's channel weights (N, K): ``sum_ij (A_ij / sum_ab A_ab) dS/dA_ij``; 0 where ``sum A = 0``."""
+    """XGrad-CAM's weights (N, K): ``sum_ij (A_ij / sum_ab A_ab) dS/dA_ij`` (0 if sum A = 0)."""
     numerator = (activation * gradient).sum(dim=(2, 3))
     return safe_divide(numerator, activation.sum(dim=(2, 3)))
 
@@ -60,9 +60,11 @@ def xgrad_cam(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-        ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
         >>> xgrad_cam(net, torch.rand(2, 3, 8, 8), target=1, layer="1").shape
         torch.Size([2, 8, 8])
     """
-    return gradient_cam(model, x, target, layer, xgrad_cam_weights, relu=relu, upsample=upsample, method="xgrad_cam")
+    return gradient_cam(model, x, target, layer, xgrad_cam_weights, relu=relu, upsample=upsample,
+                        method="xgrad_cam")
