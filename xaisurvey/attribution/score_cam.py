@@ -156,13 +156,14 @@ def score_cam(
         for start in range(0, rows.numel(), batch_size):
             chunk = rows[start:start + batch_size]
             image = chunk // k
-            masks = score_cam_masks(activation.flatten(0, 1)[chunk.to(x.device)], size)
-            masked = x[image.to(x.device)] * masks[:, None]
+            # The masks are freed before the forward pass: only the masked batch stays alive.
+            masked = score_cam_masks(activation.flatten(0, 1)[chunk.to(x.device)], size)[:, None]
+            masked = masked * x[image.to(x.device)]
             # Class indices: each row's image's class; a callable scores every row of the chunk.
             chunk_target = target_ if target_.indices is None else Target(target_.indices[image])
             got = _scores(model, masked, chunk_target, score, method)
             increase[chunk.to(x.device)] = got - reference[image.to(x.device)]
-            del masks, masked
+            del masked
     weights = increase.view(n, k)
     if channel_softmax:
         weights = weights.softmax(dim=1)
