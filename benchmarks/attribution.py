@@ -79,7 +79,7 @@ MEMORY_TARGET = 1.10
 #: methods and the peers'). Each defines ``tasks(model, x, target, *, peers) -> list[Task]`` and
 #: may define ``TIME_TARGETS`` (merged into the table above) and ``MEMORY_TARGETS`` (task name ->
 #: memory ratio target, for methods whose floor is not one pass).
-FAMILY_MODULES: list[str] = ["tasks_lrp", "tasks_perturbation", "tasks_path"]
+FAMILY_MODULES: list[str] = ["tasks_lrp", "tasks_perturbation", "tasks_path", "tasks_cam"]
 MEMORY_TARGETS: dict[str, float] = {}
 
 #: glibc keeps freed blocks for reuse and raises its mmap threshold as large blocks are freed,

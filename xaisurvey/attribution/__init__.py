@@ -16,8 +16,10 @@ sensitivity, cost floor) and drives the command line, the benchmark, the evaluat
 shared contract tests; :func:`explain` runs any registered method by name and returns one map
 per image.
 """
+from .ablation_cam import AblationCAMWarning, ablation_cam
 from .cam import cam
 from .grad_cam import grad_cam
+from .grad_cam_plusplus import grad_cam_plusplus
 from .guided_backprop import GuidedBackpropWarning, guided_backprop
 from .guided_grad_cam import guided_grad_cam
 from .lrp import lrp, relevance_by_layer
@@ -27,12 +29,16 @@ from .gradient_x_input import gradient_x_input
 from .integrated_gradients import completeness_gap, integrated_gradients, path_baseline, path_rule
 from .expected_gradients import expected_gradients
 from .deeplift import DeepLiftWarning, deeplift
+from .hires_cam import hires_cam
+from .layer_cam import layer_cam
 from .normalize import max_abs, minmax, reduce_channels
 from .occlusion import occlusion
 from .rise import rise, rise_masks
 from .saliency import saliency
+from .score_cam import score_cam
 from .smoothgrad import smoothgrad
 from .visual_backprop import visual_backprop
+from .xgrad_cam import xgrad_cam
 from . import registry  # noqa: E402  (after the methods it lists)
 from .registry import MethodSpec, available, explain
 
@@ -59,6 +65,13 @@ __all__ = [
     "path_rule",
     "path_baseline",
     "DeepLiftWarning",
+    "grad_cam_plusplus",
+    "xgrad_cam",
+    "layer_cam",
+    "hires_cam",
+    "score_cam",
+    "ablation_cam",
+    "AblationCAMWarning",
     "GuidedBackpropWarning",
     "minmax",
     "max_abs",

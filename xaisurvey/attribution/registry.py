@@ -23,8 +23,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .ablation_cam import ablation_cam
 from .cam import cam
 from .grad_cam import grad_cam
+from .grad_cam_plusplus import grad_cam_plusplus
 from .guided_backprop import guided_backprop
 from .deeplift import deeplift
 from .expected_gradients import expected_gradients
@@ -34,12 +36,16 @@ from .lrp import lrp
 from .kernel_shap import kernel_shap
 from .lime import lime
 from .integrated_gradients import integrated_gradients
+from .hires_cam import hires_cam
+from .layer_cam import layer_cam
 from .normalize import reduce_channels
 from .occlusion import occlusion, occlusion_windows
 from .rise import rise
 from .saliency import saliency
+from .score_cam import score_cam
 from .smoothgrad import smoothgrad
 from .visual_backprop import visual_backprop
+from .xgrad_cam import xgrad_cam
 
 __all__ = ["MethodSpec", "FAMILIES", "FLOORS", "METHODS", "get", "available", "explain", "cost_passes"]
 
@@ -215,10 +221,42 @@ _TABLE: list[MethodSpec] = [
         name="deeplift", function=deeplift, family="path", needs_layer=False, class_sensitive=True,
         floor="backward_to_input", output="input", paper="Shrikumar, Greenside and Kundaje (2017)",
     ),
+    # --- cam (issue 14)
+    MethodSpec(
+        name="grad_cam_plusplus", function=grad_cam_plusplus, family="cam", needs_layer=True, class_sensitive=True,
+        floor="backward_to_layer", output="map", paper="Chattopadhay et al. (2018)",
+    ),
+    MethodSpec(
+        name="xgrad_cam", function=xgrad_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="backward_to_layer", output="map", paper="Fu et al. (2020)",
+    ),
+    MethodSpec(
+        name="layer_cam", function=layer_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="backward_to_layer", output="map", paper="Jiang et al. (2021)",
+    ),
+    MethodSpec(
+        name="hires_cam", function=hires_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="backward_to_layer", output="map", paper="Draelos and Carin (2020)",
+    ),
+    # Score-CAM and Ablation-CAM: one forward pass per channel of the layer and image. ``passes``
+    # cannot know the layer's channel count from the options, so it reports passes per channel
+    # (1); the benchmark's floors run N * K passes of the same batch size.
+    MethodSpec(
+        name="score_cam", function=score_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="n_forward", output="map", paper="Wang et al. (2020)",
+        defaults={"batch_size": 32}, quick={"batch_size": 8}, passes=lambda options: 1,
+    ),
+    MethodSpec(
+        name="ablation_cam", function=ablation_cam, family="cam", needs_layer=True, class_sensitive=True,
+        floor="n_forward", output="map", paper="Desai and Ramaswamy (2020)",
+        defaults={"batch_size": 32}, quick={"batch_size": 8}, passes=lambda options: 1,
+    ),
 ]
 
-#: Every registered method by name, in the book's order.
-METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _TABLE}
+#: Every registered method by name, family by family in the order of ``FAMILIES`` (the book's).
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec for spec in sorted(_TABLE, key=lambda spec: list(FAMILIES).index(spec.family))
+}
 
 
 def get(name: str) -> MethodSpec:
