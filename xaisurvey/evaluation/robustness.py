@@ -91,11 +91,12 @@ def input_invariance(explain: Explainer, model: nn.Module, x: torch.Tensor, targ
 
 
 def fragility(explain: Explainer, model: nn.Module, x: torch.Tensor, *, epsilon: float = 8 / 255,
-              tries: int = 4, k: int = 1000, seed: int = 0) -> torch.Tensor:
+              tries: int = 4, k: int = 1000, seed: int = 0, base: torch.Tensor | None = None) -> torch.Tensor:
     """Smallest top-k intersection over ``tries`` sign perturbations that keep the predicted class.
 
     The target is the predicted class of the clean image; perturbed images are clamped to [0, 1].
     An image none of whose perturbations keeps the prediction scores 1 (no admissible change).
+    ``base``: the maps of ``x`` for its predicted classes, when already computed.
 
     Returns:
         (N,) float64 intersections in [0, 1] (lower: more fragile).
@@ -104,7 +105,7 @@ def fragility(explain: Explainer, model: nn.Module, x: torch.Tensor, *, epsilon:
         raise ValueError(f"fragility: tries must be a positive int, got {tries!r}")
     with torch.no_grad():
         predicted = model(x).argmax(1)
-    base = explain(model, x, predicted).detach()
+    base = explain(model, x, predicted).detach() if base is None else base
     n = x.shape[0]
     k = min(k, base[0].numel())
     g = torch.Generator().manual_seed(seed)

@@ -238,8 +238,8 @@ def terrain_cnn(seed: int = 0, epochs: int | None = None, checkpoints: bool = Fa
 # ---------------------------------------------------------------------------------------------
 # Look-alikes: distractors as salient as the target (the evaluation battery's localisation test)
 
-LOOKALIKES_TRAIN, LOOKALIKES_TEST = 1800, 300
-LOOKALIKES_CONFIG = TrainConfig(epochs=10, batch_size=32, lr=3e-3, lr_schedule="cosine")
+LOOKALIKES_TRAIN, LOOKALIKES_TEST = 3000, 300
+LOOKALIKES_CONFIG = TrainConfig(epochs=16, batch_size=32, lr=3e-3, lr_schedule="cosine")
 
 
 @register("lookalikes_gap_cnn", "GAP-head CNN classifying the target shape among same-coloured circles (look-alikes world)")

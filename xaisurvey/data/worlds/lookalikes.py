@@ -1,8 +1,9 @@
 """Look-alikes: a target shape among distractors that are exactly as salient; only class evidence finds it.
 
 In :func:`~xaisurvey.data.worlds.shapes` the target is the only red object, so any map that
-points at the most conspicuous object finds it. Here every object has the *same* colour (one
-random saturated hue per image), the same size range and the same contrast to the background;
+points at the most conspicuous object finds it. Here every object has the *same* colour
+(:data:`OBJECT_COLOUR`, a saturated yellow), the same size range and the same contrast to the
+grey background;
 the distractors are all circles, the target is a square, a triangle or a cross, and the class is
 the target's shape. A map can only find the target by following the evidence for its class:
 an edge detector or a class-blind map points at a random object.
@@ -22,20 +23,22 @@ import torch
 from torch import Tensor
 
 from ._base import WorldSet, check_count, generator_from, paint, smooth_noise, uniform
-from .shapes import GRID, SIZE, _hsv_to_rgb, shape_masks
+from .shapes import GRID, SIZE, shape_masks
 
-__all__ = ["lookalikes", "LOOKALIKE_CLASSES", "LOOKALIKE_CATEGORIES"]
+__all__ = ["lookalikes", "LOOKALIKE_CLASSES", "LOOKALIKE_CATEGORIES", "OBJECT_COLOUR"]
 
 LOOKALIKE_CLASSES = ["square", "triangle", "cross"]  # shape_masks kinds 1, 2, 3
 LOOKALIKE_CATEGORIES = ["background", "target", "distractor"]
 _DISTRACTOR_KIND = 0  # circle
+#: The colour of every object (RGB in [0, 1]).
+OBJECT_COLOUR = (0.95, 0.8, 0.15)
 
 
 def lookalikes(n: int = 1000, seed: int | torch.Generator = 0, distractors: tuple[int, int] = (2, 3)) -> WorldSet:
     """Generate ``n`` 64x64 RGB images: one target shape and ``distractors`` circles, all of one colour.
 
-    Each image: a grey value-noise background; one hue (any, saturation and value in [0.8, 1])
-    painted on every object; radius 6-9 px for every object; objects in distinct cells of a 3x3
+    Each image: a grey value-noise background; every object painted in :data:`OBJECT_COLOUR`;
+    radius 7-10 px for every object; objects in distinct cells of a 3x3
     grid. The label is the target's shape (:data:`LOOKALIKE_CLASSES`).
 
     Args:
@@ -56,13 +59,13 @@ def lookalikes(n: int = 1000, seed: int | torch.Generator = 0, distractors: tupl
     images = (grey + 0.12 * (smooth_noise(n, SIZE, SIZE, 8, g) - 0.5)).expand(n, 3, SIZE, SIZE)
     images = (images + 0.02 * torch.randn(n, 3, SIZE, SIZE, generator=g)).clamp(0, 1)
     masks = torch.zeros(n, SIZE, SIZE, dtype=torch.int64)
-    colour = _hsv_to_rgb(uniform(n, 0, 1, g), uniform(n, 0.8, 1.0, g), uniform(n, 0.8, 1.0, g))
+    colour = torch.tensor(OBJECT_COLOUR).expand(n, 3)
     cells = torch.rand(n, GRID * GRID, generator=g).argsort(dim=1)
     cell = SIZE / GRID
     n_distractors = torch.randint(low, high + 1, (n,), generator=g)
     for slot in range(high + 1):  # slot 0 is the target
         row, col = (cells[:, slot] // GRID).float(), (cells[:, slot] % GRID).float()
-        radius = uniform(n, 6.0, 9.0, g)
+        radius = uniform(n, 7.0, 10.0, g)
         jitter = (cell / 2 - radius * 0.9).clamp(min=0)
         cx = (col + 0.5) * cell + uniform(n, -1, 1, g) * jitter
         cy = (row + 0.5) * cell + uniform(n, -1, 1, g) * jitter
