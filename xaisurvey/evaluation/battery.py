@@ -2,27 +2,27 @@
 
 :func:`run_battery` takes the methods of :mod:`xaisurvey.attribution.registry` (all of them by
 default, so a method joins by registering) plus three baselines that know nothing about the model
-(:data:`~xaisurvey.evaluation.baselines.BASELINES`: random, centre, Sobel edges) and runs each
+(:data:`~xaisurvey.evaluation.BASELINES`: random, centre, Sobel edges) and runs each
 through six families of tests, with the method's ``evaluation`` options (its ``defaults`` when
 empty):
 
-1. **model randomisation** (:mod:`~xaisurvey.evaluation.sanity`, Adebayo et al. 2018), cascading
+1. **model randomisation** (``xaisurvey.evaluation.sanity``, Adebayo et al. 2018), cascading
    and independent, on the MNIST CNN (its four parameterised layers) and on the pretrained
    MobileNet (blocks ``fc``, ``stage3``, ``stage2``, ``stage1``): Spearman correlation of the
    absolute maps and SSIM with the trained network's map, per stage and image; Smooth-MPRT on
-   MNIST and eMPRT on both (:mod:`~xaisurvey.evaluation.randomisation`, Hedström et al. 2023);
+   MNIST and eMPRT on both (``xaisurvey.evaluation.randomisation``, Hedström et al. 2023);
 2. **data randomisation**: the MNIST CNN against the same architecture memorising shuffled labels
    (``models.load("mnist_memoriser")``);
-3. **faithfulness** on Imagenette (:mod:`~xaisurvey.evaluation.faithfulness`): deletion with a
+3. **faithfulness** on Imagenette (``xaisurvey.evaluation.faithfulness``): deletion with a
    black (zero) substrate and insertion onto a blurred image (Gaussian, sigma 5 px), the
    conventions of the RISE paper (Petsiuk et al. 2018); ROAD MoRF and LeRF with noisy linear
-   imputation (:mod:`~xaisurvey.evaluation.road`, Rong et al. 2022); the predicted class's softmax
+   imputation (``xaisurvey.evaluation.road``, Rong et al. 2022); the predicted class's softmax
    probability is followed;
 4. **localisation** on the look-alikes world (distractors as salient as the target): pointing game
    (tolerance :attr:`BatteryConfig.pointing_tolerance`), relevance mass and rank accuracy
-   (:mod:`~xaisurvey.evaluation.localisation`, Arras et al. 2022);
+   (``xaisurvey.evaluation.localisation``, Arras et al. 2022);
 5. **input invariance** (Kindermans et al. 2019) on the MNIST CNN, **fragility** (Ghorbani et al.
-   2019) on MobileNet (:mod:`~xaisurvey.evaluation.robustness`);
+   2019) on MobileNet (``xaisurvey.evaluation.robustness``);
 6. **class sensitivity** (maps for the predicted class and for another, random class), **sparseness**
    (Gini index, Chalasani et al. 2020) and **cost** (seconds of one call on a fixed batch of
    ImageNet images, relative to one forward pass of that batch without gradients).
@@ -65,7 +65,8 @@ from . import robustness as _robustness
 from . import sanity as _sanity
 from . import similarity as _similarity
 
-__all__ = ["BatteryConfig", "BatteryData", "MethodResult", "Battery", "run_battery", "load_data",
+__all__ = ["BatteryConfig", "BatteryData", "MethodResult", "Battery", "run_battery", "load_data", "glue_sanity",
+           "PASS_THRESHOLD",
            "METRICS", "battery_dir"]
 
 Explainer = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -518,6 +519,18 @@ class Battery:
         """The best of ``names`` (default: the methods) by the mean of ``metric``."""
         return self.ranking(metric, names)[0]
 
+    def table(self, metrics: Sequence[str], names: Sequence[str] | None = None, *, digits: int = 2,
+              label: Callable[[str], str] | None = None) -> str:
+        """A Markdown table: one row per method (then baseline), one column per metric, cells from :meth:`cell`."""
+        names = list(self.methods + self.baselines if names is None else names)
+        label = label or (lambda n: n.replace("_", " "))
+        arrows = {m: ("↑" if METRICS[m][1] else "↓") if m in METRICS else "" for m in metrics}
+        rows = ["| method | " + " | ".join(f"{m} {arrows[m]}".strip() for m in metrics) + " |",
+                "|---|" + "---|" * len(metrics)]
+        for n in names:
+            rows.append(f"| {label(n)} | " + " | ".join(self.cell(n, m, digits) for m in metrics) + " |")
+        return "\n".join(rows)
+
     def cell(self, name: str, metric: str, digits: int = 2) -> str:
         """``"mean [low, high]"`` for a table cell ("n/a" when the test could not run)."""
         mean, low, high = self.interval(name, metric)
@@ -590,3 +603,61 @@ def run_battery(methods: Sequence[str] | None = None, *, config: BatteryConfig =
         torch.set_num_threads(torch_threads)
     binder = results.pop("parameter_noise").values
     return Battery(config, results, data.info, data.forward_seconds, time.perf_counter() - start, binder)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m xaisurvey.evaluation.battery [METHOD ...]``: fill the cache, print each entry's time."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the evaluation battery (cached) before the book executes.")
+    parser.add_argument("methods", nargs="*", help="registry names (default: every registered method)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    battery = run_battery(args.methods or None, progress=True)
+    cold = sum(r.seconds for r in battery.results.values() if not r.from_cache)
+    print(f"battery: {len(battery.methods)} methods, {len(battery.baselines)} baselines; "
+          f"{battery.seconds:.1f} s now ({cold:.1f} s of it computing)")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(_main())
+
+
+#: A map "passes" model randomisation when the upper end of its 95 % interval is below this
+#: rank correlation with the trained map (the threshold the book uses).
+PASS_THRESHOLD = 0.5
+
+
+def glue_sanity(battery: Battery, method: str, prefix: str, ledger: Any | None = None) -> dict[str, str]:
+    """Glue a method's randomisation results for a chapter's sanity-check section.
+
+    Glues ``<prefix>-battery-imagenet``, ``-mnist``, ``-data``, ``-class`` (cells "mean [low, high]"
+    or "n/a"), ``-n`` (images), ``-verdict`` ("passes" / "does not pass") and ``-meaning`` (a
+    sentence that follows from the verdict), and records the verdict in ``ledger``.
+    """
+    from .. import glue
+
+    cells = {
+        "imagenet": battery.cell(method, "randomisation"),
+        "mnist": battery.cell(method, "randomisation (MNIST)"),
+        "data": battery.cell(method, "data randomisation"),
+        "class": battery.cell(method, "class sensitivity"),
+    }
+    high = battery.interval(method, "randomisation")[2]
+    passes = bool(np.isfinite(high) and high < PASS_THRESHOLD)
+    cells["verdict"] = "passes" if passes else "does not pass"
+    cells["meaning"] = (
+        "the map depends on what the network learnt, so it can be used to study the model; passing says "
+        "nothing yet about whether the map is faithful" if passes else
+        "much of the map survives without the learnt weights: it shows the image and the architecture as much "
+        "as the model, and should not be read as evidence of what the network learnt")
+    cells["n"] = str(battery.config.n_small)
+    cells["threshold"] = f"{PASS_THRESHOLD:.1f}"
+    for key, value in cells.items():
+        glue(f"{prefix}-battery-{key}", value, display=False)
+    if ledger is not None:
+        ledger.check(f"{method} {cells['verdict']} the randomisation test (upper end of the interval vs "
+                     f"{PASS_THRESHOLD})", passes == (high < PASS_THRESHOLD),
+                     values={"interval": battery.interval(method, "randomisation")})
+    return cells

@@ -9,7 +9,7 @@
 * :func:`efficient_mprt`, eMPRT (Hedström et al. 2023): instead of comparing the maps layer by
   layer, it compares their *complexity* before and after randomising every layer: per image
   ``(H(e_random) - H(e_trained)) / H(e_trained)`` with ``H`` the discrete entropy of the map's
-  histogram (:func:`~xaisurvey.evaluation.complexity.discrete_entropy`). A map of a trained model
+  histogram (:func:`~xaisurvey.evaluation.discrete_entropy`). A map of a trained model
   should be more structured (lower entropy) than that of a random one: higher scores pass.
 * :func:`parameter_noise_map`, Binder et al. (2023)'s point on a constructed example: a map of
   pure noise whose seed is a hash of the model's parameters. It says nothing about the image,
