@@ -581,7 +581,7 @@ def run_battery(methods: Sequence[str] | None = None, *, config: BatteryConfig =
             else:
                 name, key = entry.name, _key(entry, config, data)
             path = folder / f"{name}-{key}.pt"
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             cached = use_cache and path.is_file()
             if cached:
                 values = torch.load(path, map_location="cpu", weights_only=False)
@@ -590,13 +590,15 @@ def run_battery(methods: Sequence[str] | None = None, *, config: BatteryConfig =
                     torch.manual_seed(config.seed)
                     values = _binder(data, config) if entry is None else _evaluate(entry, data, config)
                 values["total_seconds"] = time.perf_counter() - t0
+                values["cpu_seconds"] = time.process_time() - c0  # CPU time: the measure on a shared machine
                 if use_cache:
                     folder.mkdir(parents=True, exist_ok=True)
                     partial = path.with_suffix(f".tmp{os.getpid()}")
                     torch.save(values, partial)
                     partial.replace(path)
             if progress:
-                print(f"battery: {name:>18} {'cache' if cached else 'run'} {values.get('total_seconds', 0):6.1f} s")
+                print(f"battery: {name:>18} {'cache' if cached else 'run'} {values.get('total_seconds', 0):6.1f} s wall, "
+                      f"{values.get('cpu_seconds', 0):6.1f} s CPU", flush=True)
             results[name] = MethodResult(name, values.get("kind", "method"), values,
                                          float(values.get("total_seconds", 0.0)), cached, path if use_cache else None)
     finally:
