@@ -66,6 +66,7 @@ from . import sanity as _sanity
 from . import similarity as _similarity
 
 __all__ = ["BatteryConfig", "BatteryData", "MethodResult", "Battery", "run_battery", "load_data", "glue_sanity",
+           "benchmark_memory",
            "PASS_THRESHOLD",
            "METRICS", "battery_dir"]
 
@@ -669,3 +670,20 @@ def glue_sanity(battery: Battery, method: str, prefix: str, ledger: Any | None =
                      f"{PASS_THRESHOLD})", passes == (high < PASS_THRESHOLD),
                      values={"interval": battery.interval(method, "randomisation")})
     return cells
+
+
+def benchmark_memory(path: str | os.PathLike | None = None) -> dict[str, dict[str, float | None]]:
+    """Peak extra memory of each method from the benchmark's results, when the build has them.
+
+    Reads ``benchmarks/results/attribution.json`` (``python benchmarks/attribution.py`` writes it;
+    ResNet-18, its own batch) and returns ``{task: {"peak_mib": ..., "ratio_to_floor": ...}}`` for
+    the rows of the package's own methods; ``{}`` when the file is absent.
+    """
+    if path is None:
+        path = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "attribution.json"
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    rows = json.loads(path.read_text()).get("rows", [])
+    return {row["task"]: {"peak_mib": row.get("peak_extra_mib"), "ratio_to_floor": row.get("memory_ratio_to_floor")}
+            for row in rows if row.get("group") == "ours"}
