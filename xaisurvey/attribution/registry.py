@@ -133,7 +133,7 @@ _TABLE: list[MethodSpec] = [
     MethodSpec(
         name="smoothgrad", function=smoothgrad, family="gradient", needs_layer=False, class_sensitive=True,
         floor="n_backward_to_input", output="input", paper="Smilkov et al. (2017)",
-        defaults={"samples": 50, "noise_level": 0.15}, quick={"samples": 3},
+        defaults={"samples": 50, "noise_level": 0.15}, quick={"samples": 3}, evaluation={"samples": 10},
         passes=lambda options: int(options.get("samples", 50)),
     ),
     MethodSpec(

@@ -233,3 +233,63 @@ def terrain_cnn(seed: int = 0, epochs: int | None = None, checkpoints: bool = Fa
         lambda: world_split(_terrain.terrain_patches, TERRAIN_TRAIN, TERRAIN_TEST), config, data_spec=data,
         sources=[_small, _terrain, _world_base], use_cache=use_cache, progress=progress)
     return _loaded("terrain_cnn", result, list(_terrain.TERRAIN_CLASSES), _preprocess(1, (32, 32)), "features.block3", data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Look-alikes: distractors as salient as the target (the evaluation battery's localisation test)
+
+LOOKALIKES_TRAIN, LOOKALIKES_TEST = 3000, 300
+LOOKALIKES_CONFIG = TrainConfig(epochs=16, batch_size=32, lr=3e-3, lr_schedule="cosine")
+
+
+@register("lookalikes_gap_cnn", "GAP-head CNN classifying the target shape among same-coloured circles (look-alikes world)")
+def lookalikes_gap_cnn(seed: int = 0, epochs: int | None = None, checkpoints: bool = False, use_cache: bool = True,
+                       progress: bool = True) -> LoadedModel:
+    """:class:`~xaisurvey.models.small.GapCNN` on :func:`~xaisurvey.data.worlds.lookalikes` (64x64, 3 classes)."""
+    _lookalikes = importlib.import_module("xaisurvey.data.worlds.lookalikes")
+
+    config = _config(LOOKALIKES_CONFIG, seed, epochs, checkpoints)
+    data = {"world": "lookalikes", "train": [LOOKALIKES_TRAIN, TRAIN_SEED], "heldout": [LOOKALIKES_TEST, HELDOUT_SEED]}
+    result = train_cached(
+        "lookalikes_gap_cnn", lambda: _small.GapCNN(len(_lookalikes.LOOKALIKE_CLASSES)),
+        lambda: world_split(_lookalikes.lookalikes, LOOKALIKES_TRAIN, LOOKALIKES_TEST), config, data_spec=data,
+        sources=[_small, _lookalikes, _shapes, _world_base], use_cache=use_cache, progress=progress)
+    return _loaded("lookalikes_gap_cnn", result, list(_lookalikes.LOOKALIKE_CLASSES), _preprocess(3, (64, 64)),
+                   "features.block4", data, {"fc": "fc"})
+
+
+# ---------------------------------------------------------------------------------------------
+# A memoriser of shuffled MNIST labels (the data randomisation test of Adebayo et al. 2018)
+
+MEMORISER_TRAIN = 500
+MEMORISER_CONFIG = TrainConfig(epochs=60, batch_size=50, lr=2e-3)
+
+
+@register("mnist_memoriser", "the MNIST CNN trained to memorise shuffled labels of 500 digits (data randomisation)")
+def mnist_memoriser(seed: int = 0, epochs: int | None = None, checkpoints: bool = False, use_cache: bool = True,
+                    progress: bool = True) -> LoadedModel:
+    """:class:`~xaisurvey.models.small.MnistCNN` trained on the first :data:`MEMORISER_TRAIN` digits of
+    ``mnist("train")`` with their labels permuted at random, until it fits them.
+
+    ``info["fit_accuracy"]`` is the accuracy on those shuffled training labels in evaluation mode
+    (the data randomisation test needs a network that really fits them, at least 95 %);
+    ``info["heldout_accuracy"]`` on the true held-out labels is near chance (10 %).
+    """
+    from ..data import digits as _digits
+
+    config = _config(MEMORISER_CONFIG, seed, epochs, checkpoints)
+    data = {"dataset": "mnist", "first": MEMORISER_TRAIN, "test_size": MNIST_TEST_SIZE, "permutation_seed": seed + 12345}
+
+    def make_data() -> tuple[Any, Any]:
+        train_set = _digits.mnist("train", test_size=MNIST_TEST_SIZE)
+        test_set = _digits.mnist("test", test_size=MNIST_TEST_SIZE)
+        images, labels = train_set.images[:MEMORISER_TRAIN], train_set.labels[:MEMORISER_TRAIN]
+        permutation = torch.randperm(MEMORISER_TRAIN, generator=torch.Generator().manual_seed(seed + 12345))
+        return (images, labels[permutation]), (test_set.images, test_set.labels)
+
+    result = train_cached("mnist_memoriser", _small.MnistCNN, make_data, config, data_spec=data,
+                          sources=[_small, _digits], use_cache=use_cache, progress=progress)
+    fit_data = make_data()[0]
+    _, fit_accuracy = _train.evaluate(result.model, fit_data)
+    return _loaded("mnist_memoriser", result, [str(d) for d in range(10)], _preprocess(1, (28, 28)), "features.conv2",
+                   data, {"fit_accuracy": fit_accuracy, "fit_size": MEMORISER_TRAIN})

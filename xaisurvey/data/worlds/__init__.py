@@ -2,6 +2,8 @@
 
 - :func:`shapes`: a red target shape among distractors on textured backgrounds; class = the
   target's shape; masks target / distractor / background.
+- :func:`lookalikes`: one target shape among circles of the same colour and contrast (distractors as
+  salient as the target); class = the target's shape.
 - :func:`road_tiles`: 96x96 aerial-like tiles, road / no road, with a road mask (the VisualBackProp
   exercise's task).
 - :func:`driving_scenes`: 64x128 forward-camera scenes with semantic masks (sky, road, lane
@@ -23,6 +25,7 @@ Example:
 """
 from ._base import WorldSet
 from .driving import DRIVING_CATEGORIES, driving_scenes, steering_angle
+from .lookalikes import LOOKALIKE_CATEGORIES, LOOKALIKE_CLASSES, lookalikes
 from .roads import ROAD_CATEGORIES, ROAD_CLASSES, road_tiles
 from .shapes import SHAPE_CATEGORIES, SHAPE_CLASSES, shape_masks, shapes
 from .terrain import (
@@ -32,6 +35,7 @@ from .terrain import (
 
 __all__ = [
     "WorldSet",
+    "LOOKALIKE_CATEGORIES", "LOOKALIKE_CLASSES", "lookalikes",
     "DRIVING_CATEGORIES", "ROAD_CATEGORIES", "ROAD_CLASSES", "SHAPE_CATEGORIES", "SHAPE_CLASSES",
     "TERRAIN_CATEGORIES", "TERRAIN_CLASSES", "TERRAIN_KINDS",
     "bump_patch", "driving_scenes", "heights_to_world", "road_tiles", "rule_violations", "shape_masks", "shapes",
