@@ -48,7 +48,7 @@ book: $(STAMP) $(MATHJAX)
 	  echo "package changed ($$key): executing every chapter afresh"; \
 	  rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute _build/html; \
 	fi; mkdir -p _build; echo "$$key" > _build/.package-hash
-	$(PY) -m xaisurvey.evaluation.battery  # the evaluation battery, cached per method: chapters only read it
+	$(PY) -m xaisurvey.evaluation.battery --jobs 2  # the evaluation battery, cached per method: chapters only read it
 	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
 	$(PY) tools/export_executed.py
 	@echo "The book is at _build/html/index.html"

@@ -43,7 +43,7 @@ X = torch.rand(2, 3, 10, 10, generator=torch.Generator().manual_seed(1))
 
 def job(thread: int, call: int) -> tuple[str, torch.Tensor, Any]:
     """The (method, input, target) a thread runs at its ``call``-th call: every method in turn."""
-    name = METHODS[(thread + call) % len(METHODS)]
+    name = METHODS[(thread * CALLS_PER_THREAD + call) % len(METHODS)]
     x = X.roll(thread, dims=-1)
     return name, x, [thread % 4, (thread + call) % 4]
 

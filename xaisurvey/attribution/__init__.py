@@ -39,6 +39,7 @@ from .score_cam import score_cam
 from .smoothgrad import smoothgrad
 from .visual_backprop import visual_backprop
 from .xgrad_cam import xgrad_cam
+from ._core import ZeroMapWarning
 from . import registry  # noqa: E402  (after the methods it lists)
 from .registry import MethodSpec, available, explain
 
@@ -73,6 +74,7 @@ __all__ = [
     "ablation_cam",
     "AblationCAMWarning",
     "GuidedBackpropWarning",
+    "ZeroMapWarning",
     "minmax",
     "max_abs",
     "reduce_channels",

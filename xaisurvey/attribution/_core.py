@@ -18,6 +18,7 @@ Every method in :mod:`xaisurvey.attribution` follows the same steps:
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, Union
 
@@ -45,6 +46,8 @@ __all__ = [
     "check_positive_int",
     "check_bool",
     "input_gradient",
+    "ZeroMapWarning",
+    "warn_zero_maps",
     "batched_scores",
 ]
 
@@ -459,3 +462,22 @@ def batched_scores(
             out = model(inputs[start:stop])
             scores[start:stop] = select_scores(out, target.rows(start, stop), method=method, n=stop - start)
     return scores
+
+
+class ZeroMapWarning(UserWarning):
+    """A method returned a map that is zero everywhere for some image (a real answer, said aloud)."""
+
+
+def warn_zero_maps(maps: torch.Tensor, *, method: str, why: str) -> torch.Tensor:
+    """Warn (one line) when any image's map is exactly zero everywhere; return ``maps`` unchanged.
+
+    An all-zero map is a correct answer in some cases (a score that no perturbation changes, no
+    channel that raises it), but it looks like "nothing matters here" on screen; the warning
+    says which images and why, so it is never mistaken for a finding about the image.
+    """
+    flat = (maps.reshape(maps.shape[0], -1) == 0).all(dim=1)
+    if bool(flat.any()):
+        images = flat.nonzero()[:, 0].tolist()
+        shown = ", ".join(map(str, images[:8])) + (", ..." if len(images) > 8 else "")
+        warnings.warn(f"{method}: the map of image(s) {shown} is zero everywhere: {why}", ZeroMapWarning, stacklevel=3)
+    return maps

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input, check_positive_int
+from ._core import TargetLike, as_target, check_input, check_positive_int, warn_zero_maps
 from ._perturb import check_seed, coalition_scores, paint, prepare_superpixels
 
 __all__ = ["kernel_shap", "kernel_shap_samples", "shapley_kernel", "constrained_least_squares"]
@@ -165,4 +165,5 @@ def kernel_shap(
             else torch.ones(z.shape[0] - 2, dtype=torch.float64, device=y.device)
         )
         values.append(constrained_least_squares(z[2:], y[2:], weights, y[0], y[1]))
-    return paint(values, segs, x.dtype)
+    return warn_zero_maps(paint(values, segs, x.dtype), method=method,
+                          why="the target score did not change when superpixels were removed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input, check_positive_int
+from ._core import TargetLike, as_target, check_input, check_positive_int, warn_zero_maps
 from ._perturb import check_fraction, check_seed, coalition_scores, paint, prepare_superpixels
 
 __all__ = ["lime", "lime_samples", "lime_kernel", "weighted_ridge"]
@@ -145,4 +145,5 @@ def lime(
     for z, y in zip(coalitions, scores):
         z = z.to(y.device)
         coefficients.append(weighted_ridge(z, y, lime_kernel(z, kernel_width), alpha)[0])
-    return paint(coefficients, segs, x.dtype)
+    return warn_zero_maps(paint(coefficients, segs, x.dtype), method=method,
+                          why="the target score did not change when superpixels were removed")

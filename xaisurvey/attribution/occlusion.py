@@ -7,13 +7,18 @@ import math
 import torch
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input, check_positive_int
+from ._core import TargetLike, as_target, check_input, check_positive_int, warn_zero_maps
 from ._perturb import check_baseline, masked_scores
 
 __all__ = ["occlusion", "occlusion_windows"]
 
 
-def _pair(value: object, name: str, method: str) -> tuple[int, int]:
+def _pair(value: object, name: str, method: str, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    if isinstance(value, float) and not isinstance(value, bool) and size is not None:
+        # A fraction of the image: the same relative window on 28 and on 224 px images.
+        if not 0 < value <= 1:
+            raise ValueError(f"{method}: {name} given as a fraction of the image must be in (0, 1], got {value!r}")
+        return max(1, round(value * size[0])), max(1, round(value * size[1]))
     if isinstance(value, (tuple, list)) and len(value) == 2:
         return (
             check_positive_int(value[0], name, method),
@@ -70,8 +75,10 @@ def occlusion(
         x: float batch (N, C, H, W).
         target: an int, one int per image, or a callable on the output (applied to chunks of
             perturbed copies; it must score each row on its own).
-        window: window size, an int or (height, width), at most the image size.
-        stride: step between window positions, an int or (height, width), at most ``window``.
+        window: window size, an int or (height, width), at most the image size; or a float in
+            (0, 1], a fraction of the image's height and width (rounded to whole pixels).
+        stride: step between window positions, an int or (height, width), at most ``window``;
+            or a float in (0, 1], a fraction of the image as for ``window``.
         baseline: what a covered pixel becomes: a number (0.5, the default, is the paper's grey
             on images in [0, 1]) or a tensor that broadcasts to (N, C, H, W).
         batch_size: perturbed copies per forward pass; it bounds the extra memory (one chunk
@@ -95,7 +102,8 @@ def occlusion(
     method = "occlusion"
     x = check_input(x, model, method=method)
     n, _, h, w = x.shape
-    (wh, ww), (sh, sw) = _pair(window, "window", method), _pair(stride, "stride", method)
+    (wh, ww) = _pair(window, "window", method, (h, w))
+    (sh, sw) = _pair(stride, "stride", method, (h, w))
     if wh > h or ww > w:
         raise ValueError(f"{method}: window {(wh, ww)} is larger than the image {(h, w)}")
     if (sh > wh and wh < h) or (sw > ww and ww < w):
@@ -134,4 +142,5 @@ def occlusion(
         covered = windows(index).reshape(len(index), -1).to(x.dtype)
         total += drops[:, index] @ covered
         count += covered.sum(dim=0)
-    return (total / count).view(n, h, w)
+    return warn_zero_maps((total / count).view(n, h, w), method=method,
+                          why="the target score did not change when any window was occluded")

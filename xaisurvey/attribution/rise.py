@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input, check_positive_int
+from ._core import TargetLike, as_target, check_input, check_positive_int, warn_zero_maps
 from ._perturb import check_baseline, check_fraction, check_seed, masked_scores
 
 __all__ = ["rise", "rise_masks"]
@@ -171,4 +171,5 @@ def rise(
         method=method,
         on_chunk=accumulate,
     )
-    return (total / (samples * probability)).view(n, h, w)
+    return warn_zero_maps((total / (samples * probability)).view(n, h, w), method=method,
+                          why="the target score was zero under every mask")

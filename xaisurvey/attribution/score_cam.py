@@ -7,7 +7,7 @@ from torch import nn
 
 from ._cam import layer_pass, weighted_map
 from ._cam_rules import prepare
-from ._core import Target, TargetLike, check_choice, check_positive_int, model_guard, select_scores
+from ._core import Target, TargetLike, check_choice, check_positive_int, model_guard, select_scores, warn_zero_maps
 
 __all__ = ["score_cam", "score_cam_masks"]
 
@@ -167,4 +167,5 @@ def score_cam(
     weights = increase.view(n, k)
     if channel_softmax:
         weights = weights.softmax(dim=1)
-    return weighted_map(activation, weights, relu=relu, size=size, upsample=upsample, method=method)
+    maps = weighted_map(activation, weights, relu=relu, size=size, upsample=upsample, method=method)
+    return warn_zero_maps(maps, method=method, why="no channel's mask raised the target score above the baseline's")

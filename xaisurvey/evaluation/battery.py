@@ -571,7 +571,8 @@ def run_battery(methods: Sequence[str] | None = None, *, config: BatteryConfig =
     """Run (or read from the cache) the battery for ``methods`` (default: every registered method).
 
     Args:
-        methods: registry names; ``None`` takes :func:`xaisurvey.attribution.registry.available`.
+        methods: registry names; ``None`` takes every method of
+            :func:`xaisurvey.attribution.registry.available` whose spec has ``evaluated=True``.
         config: the :class:`BatteryConfig` (part of the cache key).
         baselines: also score the random, centre and Sobel maps.
         use_cache: read and write ``battery_dir()``; ``False`` recomputes everything and writes nothing.
@@ -590,7 +591,8 @@ def run_battery(methods: Sequence[str] | None = None, *, config: BatteryConfig =
 
     torch_threads = torch.get_num_threads()
     start = time.perf_counter()
-    specs = registry.available() if methods is None else [registry.get(m) for m in methods]
+    specs = ([s for s in registry.available() if s.evaluated] if methods is None
+             else [registry.get(m) for m in methods])
     entries = [_method_entry(s) for s in specs]
     if baselines:
         entries += [_baseline_entry(name) for name in _baselines.BASELINES]
@@ -637,9 +639,29 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Run the evaluation battery (cached) before the book executes.")
     parser.add_argument("methods", nargs="*", help="registry names (default: every registered method)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="fill the cache in this many processes of one thread each (methods split among them)")
+    parser.add_argument("--no-baselines", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    battery = run_battery(args.methods or None, progress=True)
+    if args.jobs > 1:
+        import subprocess
+
+        from ..attribution import registry
+
+        names = args.methods or [spec.name for spec in registry.available() if spec.evaluated]
+        # The expensive methods (many passes per image) first, then round-robin over the jobs.
+        names = sorted(names, key=lambda n: (not registry.get(n).floor.startswith("n_"),
+                                             -registry.cost_passes(registry.get(n))))
+        groups = [names[i::args.jobs] for i in range(args.jobs)]
+        procs = [subprocess.Popen([sys.executable, "-m", "xaisurvey.evaluation.battery", *group,
+                                   *([] if i == 0 else ["--no-baselines"])])
+                 for i, group in enumerate(groups) if group]
+        failed = [p.wait() for p in procs]
+        if any(failed):
+            print("battery: a job failed", file=sys.stderr)
+            return 1
+    battery = run_battery(args.methods or None, progress=True, baselines=not args.no_baselines)
     cold = sum(r.seconds for r in battery.results.values() if not r.from_cache)
     print(f"battery: {len(battery.methods)} methods, {len(battery.baselines)} baselines; "
           f"{battery.seconds:.1f} s now ({cold:.1f} s of it computing)")
