@@ -493,9 +493,17 @@ def to_compact_html(rows: list[dict[str, object]]) -> str:
     return "\n".join(out + ["</tbody>", "</table>"])
 
 
-def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: bool, peers: bool = True,
+SINGLE_PASS_FLOORS = (FLOOR_FORWARD, FLOOR_LAYER4, FLOOR_INPUT)
+
+
+def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: bool | str, peers: bool = True,
         only: list[str] | None = None, clock: str = "wall") -> dict[str, object]:
-    """Run the benchmark and return the results (config, machine, rows, raw times)."""
+    """Run the benchmark and return the results (config, machine, rows, raw times).
+
+    ``memory``: ``True`` measures every task's peak memory (one child process each),
+    ``"single-pass"`` only the single-pass floors and the tasks measured against them (the
+    n-pass families report their memory by ``batch_size`` in their own modules), ``False`` none.
+    """
     torch.set_num_threads(threads)
     machine = _machine()
     model, x, target = setup_inputs(batch, size)
@@ -504,7 +512,11 @@ def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: 
         # captum announces, on every call, that it set requires_grad and hooks ReLUs: known, not news.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
         times = time_tasks(tasks, repeats, warmup, clock)
-    mem = measure_memory([t.name for t in tasks], batch, size, threads) if memory else {}
+    if memory == "single-pass":
+        measured = [t.name for t in tasks if t.name in SINGLE_PASS_FLOORS or t.floor in SINGLE_PASS_FLOORS]
+    else:
+        measured = [t.name for t in tasks] if memory else []
+    mem = measure_memory(measured, batch, size, threads) if measured else {}
     machine["load_average_1min_after"] = os.getloadavg()[0]
     return {
         "config": {"model": "torchvision resnet18, random init (seed 0)", "batch": batch, "size": size,
