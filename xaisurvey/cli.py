@@ -1,10 +1,11 @@
-"""The ``xaisurvey`` command line: explanations without writing code, and the data tools.
+"""The ``xaisurvey`` command line: explanations without writing code, and the data tools::
 
     xaisurvey explain IMAGE_OR_FOLDER... [-o OUT] [--model NAME] [--method METHOD] [--target CLASS]
                       [--layer LAYER] [--device DEVICE] [--batch-size N] [--alpha A] [-q]
     xaisurvey models
     xaisurvey data fetch [PREFIX]
     xaisurvey data check [PREFIX]
+
 
 ``explain`` writes one overlay PNG per image into OUT, named ``<image>_<method>_<class>.png``,
 and prints each image's predicted class with its probability. The model defaults to the

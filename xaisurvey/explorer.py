@@ -1,12 +1,12 @@
 """The explorer: every registered method's maps for a set of photos, on a page that needs no kernel.
 
-:func:`compute_explorer` runs each method of the registry on a few real photos, for the model's
+:func:`~xaisurvey.explorer.compute_explorer` runs each method of the registry on a few real photos, for the model's
 top classes and for several layers (layer methods only), and stores each map normalised to
-[0, 1], average-pooled to ``map_size`` x ``map_size`` and quantised to 8 bits. :func:`explorer_html`
+[0, 1], average-pooled to ``map_size`` x ``map_size`` and quantised to 8 bits. :func:`~xaisurvey.explorer.explorer_html`
 turns the result into one self-contained HTML fragment (the photos as JPEG data URIs, the maps as
 base64 bytes, a colour table and a few lines of JavaScript; no CDN, no kernel), in which a reader
 picks a photo, a method, a class and a layer and sees the map over the photo.
-:func:`explorer_grid` draws the same maps as a static figure for print.
+:func:`~xaisurvey.explorer.explorer_grid` draws the same maps as a static figure for print.
 """
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def compute_explorer(
 
 
 def colour_table(cmap: str = "jet") -> list[list[int]]:
-    """The 256 RGB colours of ``cmap``, the same table the page and :func:`explorer_grid` use."""
+    """The 256 RGB colours of ``cmap``, the same table the page and :func:`~xaisurvey.explorer.explorer_grid` use."""
     colours = matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3]
     return (colours * 255).round().astype(int).tolist()
 

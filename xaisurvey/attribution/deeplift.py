@@ -194,7 +194,7 @@ def deeplift(
         x: float images (N, C, H, W).
         target: class index, one per image, or a callable ``output -> (N,)`` scores.
         baseline: the reference ``x0``: ``"black"`` (default), ``"blur"``, ``"uniform"``, a number
-            or a tensor (see :func:`~xaisurvey.attribution.integrated_gradients.path_baseline`).
+            or a tensor (see :func:`~xaisurvey.attribution.path_baseline`).
         blur_sigma: standard deviation in pixels of the ``"blur"`` reference.
         seed: seed of the ``"uniform"`` reference.
         return_gap: also return ``sum_i A_i - (F(x) - F(x0))`` per image, (N,).

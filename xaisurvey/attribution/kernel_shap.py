@@ -102,12 +102,12 @@ def kernel_shap(
     Algorithm: the image is cut into M superpixels (the "players"); a coalition ``z`` in
     {0, 1}^M is scored as the image with the superpixels outside it set to the baseline. The
     Shapley values ``phi`` minimise ``sum_z pi(z) (S(z) - phi_0 - z . phi)^2`` with the Shapley
-    kernel ``pi(z) = (M - 1) / (C(M, |z|) |z| (M - |z|))`` (:func:`shapley_kernel`), whose
+    kernel ``pi(z) = (M - 1) / (C(M, |z|) |z| (M - |z|))`` (:func:`~xaisurvey.attribution.kernel_shap.shapley_kernel`), whose
     infinite weights at the empty and the full coalition force ``phi_0 = S(empty)`` and
     ``sum phi = S(x) - S(empty)`` (efficiency); these are imposed exactly
-    (:func:`constrained_least_squares`). With ``2^M <= samples`` every coalition is listed and
+    (:func:`~xaisurvey.attribution.kernel_shap.constrained_least_squares`). With ``2^M <= samples`` every coalition is listed and
     the result is the exact Shapley value; otherwise coalitions are sampled from the kernel
-    (:func:`kernel_shap_samples`) and weighted equally.
+    (:func:`~xaisurvey.attribution.kernel_shap.kernel_shap_samples`) and weighted equally.
 
     Conventions: no regularisation (the shap package's ``l1_reg="auto"`` may select features
     first; captum fits an unregularised linear regression with weight 10^6 at the two end

@@ -81,12 +81,12 @@ def lime(
     features, section 3.1).
 
     Algorithm: the image is cut into M superpixels; ``samples`` coalitions ``z`` in {0, 1}^M
-    are drawn (:func:`lime_samples`: the first keeps everything, the others keep each
+    are drawn (:func:`~xaisurvey.attribution.lime.lime_samples`: the first keeps everything, the others keep each
     superpixel with probability 1/2); each is scored as the image with the switched-off
     superpixels set to the baseline; the samples are weighted by the proximity kernel
-    ``pi(z) = exp(-d(z, 1)^2 / (2 width^2))`` on the cosine distance (:func:`lime_kernel`), and
+    ``pi(z) = exp(-d(z, 1)^2 / (2 width^2))`` on the cosine distance (:func:`~xaisurvey.attribution.lime.lime_kernel`), and
     a ridge regression ``S(z) ~ c + z . b`` is fitted with these weights
-    (:func:`weighted_ridge`). The attribution of a pixel is the coefficient ``b_m`` of its
+    (:func:`~xaisurvey.attribution.lime.weighted_ridge`). The attribution of a pixel is the coefficient ``b_m`` of its
     superpixel.
 
     Conventions (the lime package's ``LimeImageExplainer`` defaults, except the segmenter):

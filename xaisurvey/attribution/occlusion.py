@@ -86,7 +86,7 @@ def occlusion(
 
     Returns:
         (N, H, W) maps on the model's device and dtype. The cost is ``K + 1`` forward passes of
-        one image each (K window positions, see :func:`occlusion_windows`), run in chunks.
+        one image each (K window positions, see :func:`~xaisurvey.attribution.occlusion.occlusion_windows`), run in chunks.
 
     Raises:
         ValueError: a window larger than the image, a stride larger than the window, a bad

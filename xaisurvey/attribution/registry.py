@@ -3,7 +3,7 @@
 The command line (``xaisurvey explain --method``), the benchmark's task list, the API page, the
 evaluation chapters and the shared contract tests (``tests/attribution/test_contract.py``) all
 read :data:`METHODS`. Adding a method is one module in :mod:`xaisurvey.attribution` plus one
-:class:`MethodSpec` entry in :data:`_TABLE` below; the contract tests then check it without
+:class:`MethodSpec` entry in ``_TABLE`` below; the contract tests then check it without
 another line (batch independence, target forms, dtypes, flat inputs, the model left unchanged).
 
 Example:
@@ -59,7 +59,7 @@ FAMILIES = {
     "relevance": "the score redistributed layer by layer by propagation rules",
 }
 
-#: Cost floors: the least work any implementation of the method needs, measured by the benchmark.
+#: The cost floors, the least work any implementation of the method needs, measured by the benchmark.
 FLOORS = {
     "forward": "one forward pass without gradients",
     "backward_to_layer": "one forward pass and one backward pass that stops at the layer",

@@ -132,7 +132,8 @@ def rise(
         seed: seed of the ``torch.Generator`` that draws the grids and shifts.
 
     Returns:
-        (N, H, W) maps on the model's device and dtype; cost: N forward passes per image.
+        The maps, (N, H, W), on the model's device and dtype; they cost ``samples`` forward
+        passes per image.
 
     Example:
         >>> import torch

@@ -2,7 +2,7 @@
 
 :func:`run_battery` takes the methods of :mod:`xaisurvey.attribution.registry` (all of them by
 default, so a method joins by registering) plus three baselines that know nothing about the model
-(:data:`~xaisurvey.evaluation.BASELINES`: random, centre, Sobel edges) and runs each
+(``xaisurvey.evaluation.BASELINES``: random, centre, Sobel edges) and runs each
 through six families of tests, with the method's ``evaluation`` options (its ``defaults`` when
 empty):
 
@@ -107,7 +107,7 @@ class BatteryConfig:
     seed: int = 0
 
 
-#: The headline metric of each property: (result key, higher is better, what it measures).
+#: The headline metric of each property, as (result key, higher is better, what it measures).
 METRICS: dict[str, tuple[str, bool, str]] = {
     "class sensitivity": ("class_similarity", False, "Spearman |map| between the predicted and a random other class"),
     "randomisation": ("mprt_imagenet_final", False, "Spearman |map| after randomising every block (ImageNet)"),
@@ -572,7 +572,7 @@ def run_battery(methods: Sequence[str] | None = None, *, config: BatteryConfig =
 
     Args:
         methods: registry names; ``None`` takes every method of
-            :func:`xaisurvey.attribution.registry.available` whose spec has ``evaluated=True``.
+            :func:`xaisurvey.attribution.available` whose spec has ``evaluated=True``.
         config: the :class:`BatteryConfig` (part of the cache key).
         baselines: also score the random, centre and Sobel maps.
         use_cache: read and write ``battery_dir()``; ``False`` recomputes everything and writes nothing.

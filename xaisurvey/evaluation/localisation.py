@@ -47,7 +47,7 @@ def relevance_mass_accuracy(attribution: torch.Tensor, mask: torch.Tensor) -> fl
 
 
 def relevance_rank_accuracy(attribution: torch.Tensor, mask: torch.Tensor) -> float:
-    """Fraction of the |mask| top-ranked pixels that lie inside ``mask``.
+    """Fraction of the top-ranked pixels, as many as ``mask`` has pixels, that lie inside ``mask``.
 
     Example:
         >>> m = torch.tensor([[True, True], [False, False]])

@@ -99,7 +99,7 @@ def fragility(explain: Explainer, model: nn.Module, x: torch.Tensor, *, epsilon:
     ``base``: the maps of ``x`` for its predicted classes, when already computed.
 
     Returns:
-        (N,) float64 intersections in [0, 1] (lower: more fragile).
+        The intersections, float64 (N,), each in [0, 1]; lower is more fragile.
     """
     if not isinstance(tries, int) or tries < 1:
         raise ValueError(f"fragility: tries must be a positive int, got {tries!r}")
