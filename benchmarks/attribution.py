@@ -175,7 +175,8 @@ def _registered(spec: registry.MethodSpec, model: nn.Module, x: torch.Tensor, ta
     return run
 
 
-def build_tasks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, peers: bool = True) -> list[Task]:
+def build_tasks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, peers: bool = True,
+                families: bool = True) -> list[Task]:
     """Every timed task: the three floors, our registered single-pass methods, the family modules' tasks
     (n-pass floors, methods and peers), and (optionally) the peers of the single-pass methods."""
     targets = target.tolist()
@@ -190,7 +191,7 @@ def build_tasks(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, peer
     for spec in registry.available():
         if spec.floor in single_pass:
             tasks.append(Task(spec.name, "ours", single_pass[spec.floor], _registered(spec, model, x, targets)))
-    for module in family_modules():
+    for module in family_modules() if families else []:
         tasks += module.tasks(model, x, target, peers=peers)
     if not peers:
         return tasks
@@ -497,17 +498,24 @@ SINGLE_PASS_FLOORS = (FLOOR_FORWARD, FLOOR_LAYER4, FLOOR_INPUT)
 
 
 def run(batch: int, size: int, repeats: int, warmup: int, threads: int, memory: bool | str, peers: bool = True,
-        only: list[str] | None = None, clock: str = "wall") -> dict[str, object]:
+        only: list[str] | None = None, clock: str = "wall", scope: str = "all") -> dict[str, object]:
     """Run the benchmark and return the results (config, machine, rows, raw times).
 
     ``memory``: ``True`` measures every task's peak memory (one child process each),
     ``"single-pass"`` only the single-pass floors and the tasks measured against them (the
     n-pass families report their memory by ``batch_size`` in their own modules), ``False`` none.
+    ``scope="single-pass"`` times only the registered single-pass methods, their floors and
+    their peers, without the family modules (the book's in-build run; the families need
+    minutes per round).
     """
     torch.set_num_threads(threads)
     machine = _machine()
     model, x, target = setup_inputs(batch, size)
-    tasks = select_tasks(build_tasks(model, x, target, peers=peers), only)
+    tasks = select_tasks(build_tasks(model, x, target, peers=peers, families=scope == "all"), only)
+    if scope == "single-pass":
+        tasks = [t for t in tasks if t.name in SINGLE_PASS_FLOORS or t.floor in SINGLE_PASS_FLOORS]
+    elif scope != "all":
+        raise ValueError(f"scope must be 'all' or 'single-pass', got {scope!r}")
     with warnings.catch_warnings():
         # captum announces, on every call, that it set requires_grad and hooks ReLUs: known, not news.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
