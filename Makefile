@@ -31,7 +31,9 @@ $(STAMP): pyproject.toml
 
 # Jupyter Book's execution cache keys on each notebook's code, and Sphinx re-reads only changed
 # pages: neither notices a change in the package the chapters import. Drop both whenever the
-# package (or its dependencies) change, so no output is ever stale.
+# package (or its dependencies) change, so no output is ever stale. Then the evaluation battery
+# fills its cache first, in two processes (chapters only read it; a chapter that finds a result
+# missing computes it itself, so a warm build skips this step).
 MATHJAX := _static/mathjax/tex-mml-chtml.js
 
 # MathJax served by the book itself (offline readers, CI, the browser test); CDN when npm is absent.
@@ -47,8 +49,8 @@ book: $(STAMP) $(MATHJAX)
 	if [ "$$(cat _build/.package-hash 2>/dev/null)" != "$$key" ]; then \
 	  echo "package changed ($$key): executing every chapter afresh"; \
 	  rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute _build/html; \
+	  $(PY) -m xaisurvey.evaluation.battery --jobs 2 || exit 1; \
 	fi; mkdir -p _build; echo "$$key" > _build/.package-hash
-	$(PY) -m xaisurvey.evaluation.battery --jobs 2  # the evaluation battery, cached per method: chapters only read it
 	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
 	$(PY) tools/export_executed.py
 	@echo "The book is at _build/html/index.html"

@@ -654,6 +654,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         names = sorted(names, key=lambda n: (not registry.get(n).floor.startswith("n_"),
                                              -registry.cost_passes(registry.get(n))))
         groups = [names[i::args.jobs] for i in range(args.jobs)]
+        load_data()  # train and cache the battery's small models once, before the jobs need them
         procs = [subprocess.Popen([sys.executable, "-m", "xaisurvey.evaluation.battery", *group,
                                    *([] if i == 0 else ["--no-baselines"])])
                  for i, group in enumerate(groups) if group]
