@@ -462,3 +462,15 @@ def test_deep_products_stay_in_range():
     raw = visual_backprop(net.double(), x.double(), normalize=False)
     assert bool((raw.amax(dim=(1, 2)) < 1e-50).all())
     assert torch.allclose(raw, trace64.result * trace64.log_scale.exp().view(-1, 1, 1), rtol=1e-12, atol=0)
+
+
+def test_a_size_change_and_back_without_a_transposed_form_raises():
+    # Two maps of equal size with an upsampling and a strided convolution between them: the
+    # path exists but cannot be transposed, so it must not be taken as "no op in between".
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),
+                        nn.Conv2d(2, 2, 3, stride=2, padding=1), nn.ReLU())
+    with pytest.raises(ValueError, match=r"layer '2' changes the map size from \(4, 4\) to \(8, 8\) and has no transposed form"):
+        visual_backprop(net, torch.rand(1, 1, 8, 8))
+    # The same maps with a size-keeping convolution between them are followed as before.
+    plain = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1), nn.ReLU())
+    assert torch.isfinite(visual_backprop(plain, torch.rand(1, 1, 8, 8))).all()

@@ -253,6 +253,26 @@ def _names(ops: list[_Op]) -> str:
     return "[" + ", ".join(repr(op.name) for op in ops) + "]"
 
 
+def _detour(ops: list[_Op], start: tuple[int, int], end: tuple[int, int]) -> _Op | None:
+    """The first op without a transposed form on a sequence of ops (sizes connecting) that leads
+    from a ``start``-sized map to an ``end``-sized one, or None if no such sequence exists."""
+    first_blocked: list[_Op | None] = []
+    reached: list[bool] = []
+    for i, op in enumerate(ops):
+        own = op if op.module is None else None
+        hit, blocked = op.in_size == start, own
+        for j in range(i):
+            if reached[j] and ops[j].out_size == op.in_size:
+                hit, blocked = True, first_blocked[j] or own
+                if blocked is not None:
+                    break
+        reached.append(hit)
+        first_blocked.append(blocked if hit else None)
+        if hit and blocked is not None and op.out_size == end:
+            return blocked
+    return None
+
+
 def _chain(ops: list[_Op], start: tuple[int, int], end: tuple[int, int], start_name: str,
            end_name: str, levels: dict[str, str]) -> list[_Op]:
     """The spatial ops that carry the ``start`` map of ``start_name`` to the ``end`` map
@@ -290,6 +310,17 @@ def _chain(ops: list[_Op], start: tuple[int, int], end: tuple[int, int], start_n
             elif best[i][0] == top:
                 count += best[i][1]
     where = f"from the {start} map of {start_name!r} to the {end} map of {end_name!r}"
+    if top == 0:
+        # No op carries the map, which is right only if nothing between the two maps leads from
+        # one to the other: a size change without a transposed form and back (an upsampling
+        # followed by a strided convolution) would otherwise be skipped silently.
+        blocked = _detour(ops, start, end)
+        if blocked is not None:
+            raise ValueError(
+                f"visual_backprop: layer {blocked.name!r} changes the map size from "
+                f"{blocked.in_size} to {blocked.out_size} and has no transposed form (supported: "
+                f"Conv2d, MaxPool2d, AvgPool2d), on the way {where}"
+            )
     if top < 0:
         blocked = [op for op in ops if op.module is None]
         if blocked:
