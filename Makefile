@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 # Every claim a chapter checks (xaisurvey.claims.Ledger) is recorded here for the Claims appendix.
 export XAISURVEY_CLAIMS_DIR ?= $(abspath _build/claims)
 
-.PHONY: book test check-site install notebooks notebook-test benchmark clean
+.PHONY: book test check-site install notebooks benchmark clean
 
 install: $(STAMP)
 
@@ -76,6 +76,7 @@ notebooks: $(STAMP)
 # models, the evaluation battery) it reuses. One notebook per worker (--dist loadscope), one
 # PyTorch thread per kernel. The notebooks must first be in sync with their MyST sources.
 NBVAL_JOBS ?= 2
+.PHONY: notebook-test
 notebook-test: $(STAMP)
 	$(PY) tools/sync_notebooks.py --check
 	XAISURVEY_CLAIMS_DIR= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
