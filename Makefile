@@ -81,7 +81,7 @@ notebook-test: $(STAMP)
 	$(PY) tools/sync_notebooks.py --check
 	XAISURVEY_CLAIMS_DIR= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	PYTHONPATH=$(abspath tools/plain_kernel)$${PYTHONPATH:+:$$PYTHONPATH} \
-	$(PY) -m pytest chapters --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
+	$(PY) -m pytest chapters --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 \
 	  -n $(NBVAL_JOBS) --dist loadscope -p no:cacheprovider --ignore-glob='*/.ipynb_checkpoints/*'
 
 benchmark: $(STAMP)

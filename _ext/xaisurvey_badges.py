@@ -264,6 +264,7 @@ def _runtime(env: Any, docname: str) -> float | None:
 def _badge(kind: str, label: str, *content: nodes.Node | str) -> nodes.inline:
     badge = nodes.inline(classes=["xaisurvey-badge", f"xaisurvey-badge-{kind}"])
     badge += nodes.inline(text=label, classes=["xaisurvey-badge-label"])
+    badge += nodes.inline(text=": ", classes=["xaisurvey-badge-sep"])  # for text and LaTeX; hidden by the CSS
     value = nodes.inline(classes=["xaisurvey-badge-value"])
     for part in content:
         value += nodes.Text(part) if isinstance(part, str) else part
@@ -284,12 +285,10 @@ def badges(app: Sphinx, doctree: nodes.document) -> None:
         return
     runtime = _runtime(env, docname)
     needed = data_needed(code_cells(source), _reach(app))
-    env.metadata[docname]["xaisurvey_data"] = needed
     row = nodes.paragraph(classes=["xaisurvey-badges"])
     if runtime is not None:
-        env.metadata[docname]["xaisurvey_runtime"] = runtime
         row += _badge("runtime", "Run time", format_runtime(runtime))
-        row += nodes.Text(" ")
+        row += nodes.inline(text=" \N{MIDDLE DOT} ", classes=["xaisurvey-badge-sep"])
     data_page = app.config.xaisurvey_badges_data_page
     if needed:
         content: list[nodes.Node | str] = [", ".join(needed)]
