@@ -69,6 +69,21 @@ check-site: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) tools/sync_notebooks.py
 
+# The paired notebooks run as a reader runs them (Colab, Jupyter), tested with nbval: a fresh kernel
+# per notebook in the notebook's own folder, no myst-nb (tools/plain_kernel hides it) and no claims
+# recorded; a cell fails the test only by raising (--nbval-lax). The data come from XAISURVEY_DATA
+# or the user cache, as the README tells a reader. Run after `make book`, whose caches (trained
+# models, the evaluation battery) it reuses. One notebook per worker (--dist loadscope), one
+# PyTorch thread per kernel. The notebooks must first be in sync with their MyST sources.
+NBVAL_JOBS ?= 2
+.PHONY: notebook-test
+notebook-test: $(STAMP)
+	$(PY) tools/sync_notebooks.py --check
+	XAISURVEY_CLAIMS_DIR= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	PYTHONPATH=$(abspath tools/plain_kernel)$${PYTHONPATH:+:$$PYTHONPATH} \
+	$(PY) -m pytest chapters --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 \
+	  -n $(NBVAL_JOBS) --dist loadscope -p no:cacheprovider --ignore-glob='*/.ipynb_checkpoints/*'
+
 benchmark: $(STAMP)
 	$(PY) benchmarks/attribution.py
 
