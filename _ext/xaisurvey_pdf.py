@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from docutils import nodes
+from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
@@ -94,6 +95,15 @@ def html_table(html: str) -> nodes.table | None:
     return table
 
 
+def source_docname(node: nodes.Node, default: str) -> str:
+    """The page a node comes from in the LaTeX builder's single, assembled document."""
+    while node is not None:
+        if isinstance(node, addnodes.start_of_file) and node.get("docname"):
+            return node["docname"]
+        node = node.parent
+    return default
+
+
 def online_url(app: Sphinx, docname: str) -> str:
     base = (app.config.html_baseurl or "").rstrip("/")
     return f"{base}/{docname}.html" if base else f"{docname}.html"
@@ -144,7 +154,7 @@ class PrintHtmlOutputs(SphinxPostTransform):
             if table is not None:
                 bundle.replace_self(table)
                 continue
-            url = online_url(self.app, self.env.docname)
+            url = online_url(self.app, source_docname(bundle, self.env.docname))
             note = nodes.paragraph(classes=["xaisurvey-online-only"])
             note += nodes.emphasis(text="This part of the page needs a browser; it is in the online edition: ")
             note += nodes.reference(url, url, refuri=url)

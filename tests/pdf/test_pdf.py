@@ -50,11 +50,11 @@ def title(doc: str) -> str:
 
 
 def squash(text: str) -> str:
-    """Text compared without layout: ligatures unfolded, hyphenation and whitespace removed."""
+    """Text compared without layout: ligatures unfolded; no spaces, hyphens or quotes."""
     text = unicodedata.normalize("NFKC", text)
-    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
-    text = re.sub(r"-\s*\n\s*", "-", text)
-    return re.sub(r"\s+", "", text).lower()
+    # pypdf loses most spaces of xelatex's text, TeX hyphenates and curls quotes (BibTeX's ``x''):
+    # compare without any of them
+    return re.sub(r"[\s\-\u2010\u2011\u2013\u2014'\"`\u2018\u2019\u201c\u201d]+", "", text).lower()
 
 
 @cache
