@@ -65,7 +65,7 @@ PDF := $(shell sed -n 's/^ *targetname: *\(.*\)\.tex$$/\1.pdf/p' _config.yml)
 pdf: book
 	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v xindy >/dev/null || \
 	  { echo "make pdf needs xelatex, latexmk and xindy: see the apt-get line in .ci/run"; exit 1; }
-	$(VENV)/bin/jupyter-book build . --builder pdflatex $(BOOK_FLAGS)
+	LATEXMKOPTS="-interaction=nonstopmode -halt-on-error" $(VENV)/bin/jupyter-book build . --builder pdflatex $(BOOK_FLAGS)
 	cp _build/latex/$(PDF) _build/html/$(PDF)
 	$(PY) -m pytest tests/pdf -m pdf -p no:xdist
 	@echo "The PDF is at _build/latex/$(PDF) (and _build/html/$(PDF))"
