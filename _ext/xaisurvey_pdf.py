@@ -95,13 +95,21 @@ def html_table(html: str) -> nodes.table | None:
     return table
 
 
-def source_docname(node: nodes.Node, default: str) -> str:
-    """The page a node comes from in the LaTeX builder's single, assembled document."""
+def source_docname(env: Any, node: nodes.Node) -> str:
+    """The page a node comes from in the LaTeX builder's single, assembled document.
+
+    The node's source file names it (MyST-NB records it on every output); failing that, the
+    enclosing start_of_file node, and failing that, the document being resolved.
+    """
+    source = getattr(node, "source", None) or node.get("source") if isinstance(node, nodes.Element) else None
+    docname = env.path2doc(source) if source else None
+    if docname:
+        return docname
     while node is not None:
         if isinstance(node, addnodes.start_of_file) and node.get("docname"):
             return node["docname"]
         node = node.parent
-    return default
+    return env.docname
 
 
 def online_url(app: Sphinx, docname: str) -> str:
@@ -154,7 +162,7 @@ class PrintHtmlOutputs(SphinxPostTransform):
             if table is not None:
                 bundle.replace_self(table)
                 continue
-            url = online_url(self.app, source_docname(bundle, self.env.docname))
+            url = online_url(self.app, source_docname(self.env, bundle))
             note = nodes.paragraph(classes=["xaisurvey-online-only"])
             note += nodes.emphasis(text="This part of the page needs a browser; it is in the online edition: ")
             note += nodes.reference(url, url, refuri=url)
