@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 # Every claim a chapter checks (xaisurvey.claims.Ledger) is recorded here for the Claims appendix.
 export XAISURVEY_CLAIMS_DIR ?= $(abspath _build/claims)
 
-.PHONY: book test check-site install notebooks benchmark clean
+.PHONY: book test check-site install notebooks benchmark clean pdf
 
 install: $(STAMP)
 
@@ -57,6 +57,18 @@ book: $(STAMP) $(MATHJAX)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# The printed book: Sphinx's LaTeX builder and xelatex (Debian's TeX packages: .ci/run installs
+# them). It reuses what `make book` executed, lands next to the HTML (every page's download menu
+# links to it) and is read back by tests/pdf: chapter titles, figures, references, fonts.
+PDF := $(shell sed -n 's/^ *targetname: *\(.*\)\.tex$$/\1.pdf/p' _config.yml)
+pdf: book
+	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v xindy >/dev/null || \
+	  { echo "make pdf needs xelatex, latexmk and xindy: see the apt-get line in .ci/run"; exit 1; }
+	LATEXMKOPTS="-interaction=nonstopmode -halt-on-error" $(VENV)/bin/jupyter-book build . --builder pdflatex $(BOOK_FLAGS)
+	cp _build/latex/$(PDF) _build/html/$(PDF)
+	$(PY) -m pytest tests/pdf -m pdf -p no:xdist
+	@echo "The PDF is at _build/latex/$(PDF) (and _build/html/$(PDF))"
 
 # Open the built book in headless Chromium (Debian's chromium + chromium-driver): images, math,
 # internal links, search, and a screenshot in _build/site-screenshots/.

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from docutils import nodes
+from sphinx import addnodes
 from sphinx.application import Sphinx
 
 BOOK_TITLE = "Explaining Convolutional Neural Networks: An Executable Survey"
@@ -57,9 +58,10 @@ def book_citation(*, year: str, version: str, base_url: str) -> tuple[str, str]:
     return text, bibtex
 
 
-def _add_block(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+def _block(app: Sphinx, docname: str) -> nodes.admonition | None:
+    """The citation block of one page (None for the pages that get none)."""
     if docname in app.config.xaisurvey_cite_skip or docname not in app.env.titles:
-        return
+        return None
     year_match = re.search(r"\d{4}", app.config.copyright or "")
     facts = {
         "year": year_match.group(0) if year_match else "n.d.",
@@ -74,8 +76,22 @@ def _add_block(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     block += nodes.title(text=heading)
     block += nodes.paragraph(text=text)
     block += nodes.literal_block(bibtex, bibtex, language="bibtex")
-    section = next(iter(doctree.findall(nodes.section)), None)
-    (section if section is not None else doctree).append(block)
+    return block
+
+
+def _append(block: nodes.Node | None, tree: nodes.Element) -> None:
+    if block is not None:
+        section = next(iter(tree.findall(nodes.section)), None)
+        (section if section is not None else tree).append(block)
+
+
+def _add_block(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    # The LaTeX builder resolves one document assembled from every page (``make pdf``): each page
+    # in it starts with a start_of_file node, and gets its block there.
+    if app.builder.format == "latex":
+        for start in list(doctree.findall(addnodes.start_of_file)):
+            _append(_block(app, start["docname"]), start)
+    _append(_block(app, docname), doctree)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

@@ -164,7 +164,8 @@ def render(app: Sphinx, docname: str) -> list[nodes.Node]:
             text = f"{detail} ({test})" if detail else f"({test})"
             item += nodes.paragraph(text=text, classes=["xaisurvey-claim-values"])
             items += item
-        section += items
+        if claims:  # an empty list is an error in LaTeX (``make pdf``)
+            section += items
         out.append(section)
     return out
 
