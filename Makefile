@@ -57,6 +57,8 @@ book: $(STAMP) $(MATHJAX)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
+	@# The GPU tests once more on the CPU: without a GPU they are skipped above, and this keeps them runnable.
+	XAISURVEY_TEST_DEVICE=cpu $(PY) -m pytest tests/test_gpu.py -q -p no:cacheprovider
 
 # The printed book: Sphinx's LaTeX builder and xelatex (Debian's TeX packages: .ci/run installs
 # them). It reuses what `make book` executed, lands next to the HTML (every page's download menu
