@@ -315,8 +315,7 @@ def _ascend(
     seed: int,
     device: tuple[torch.device, torch.dtype],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Adam ascent on ``score(x) -> (K,)``; returns (images, trace, final objective) on
-    the CPU."""
+    """Adam ascent on ``score(x) -> (K,)``: (images, trace, final objective), on CPU."""
     generator = torch.Generator().manual_seed(seed)
     place, dtype = device
     image = _Image(k, in_channels, hw[0], hw[1], recipe.param, generator)
@@ -360,8 +359,7 @@ def maximise_channel(
     in_channels: int = 3,
     seed: int = 0,
 ) -> FeatVis:
-    """Find, for each channel ``k`` of ``layer``, an image that maximises its mean
-    activation.
+    """For each channel ``k`` of ``layer``, an image that maximises its mean activation.
 
     Objective (Olah et al. 2017, "channel" objective):
     ``h_k(x) = (1 / hw) sum_ij A^k_ij(x)`` with ``A = layer(x)`` of shape (N, K, h, w);

@@ -134,8 +134,7 @@ def capture_feature_maps(
     to_cpu: bool = False,
     eval_mode: bool = False,
 ) -> Iterator[FeatureMaps]:
-    """Record the outputs of ``model``'s layers during the forward passes run inside the
-    block.
+    """Record the outputs of ``model``'s layers in the forward passes inside the block.
 
     Args:
         model: any ``nn.Module``. It is left as it was: when the block ends, every

@@ -160,8 +160,7 @@ def weighted_map(
     upsample: str | None,
     method: str,
 ) -> torch.Tensor:
-    """``up(ReLU(sum_k w_k A^k))``: (N, H, W) from A (N, K, h, w) and w (N, K) or
-    (N, K, h, w)."""
+    """``up(ReLU(sum_k w_k A^k))``: (N, H, W) from A (N, K, h, w), w (N, K[, h, w])."""
     if weights.dim() == 2:
         maps = torch.einsum("nk,nkhw->nhw", weights.to(activation.dtype), activation)
     else:

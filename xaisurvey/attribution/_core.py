@@ -552,8 +552,7 @@ def input_gradient(
     method: str,
     forward_context: Callable[[], Any] | None = None,
 ) -> torch.Tensor:
-    """``d S_n / d x_n`` for every image n, shape (N, C, H, W): one forward and one
-    backward pass.
+    """``d S_n / d x_n`` of every image n, (N, C, H, W): one forward, one backward pass.
 
     ``x`` and ``target`` must already be checked; the function takes its own guard.
     ``forward_context`` (a context-manager factory) wraps the forward pass only, e.g.

@@ -195,8 +195,7 @@ def layer_relevance(
     relevance: torch.Tensor,
     settings: Settings,
 ) -> torch.Tensor:
-    """The relevance of a layer's input ``x`` from that of its output ``z`` under
-    ``layer.rule``."""
+    """The relevance of a layer's input ``x`` from its output's by ``layer.rule``."""
     w, b, s = layer.weight, layer.bias, settings.stabilizer
     rule, t = layer.rule, layer.transpose
     if rule == "epsilon":

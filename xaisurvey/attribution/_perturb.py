@@ -126,8 +126,7 @@ def masked_scores(
         Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None] | None
     ) = None,
 ) -> torch.Tensor | list[torch.Tensor]:
-    """Scores of perturbed copies of every image: (N, samples), or a list of (S_n,)
-    tensors.
+    """Scores of perturbed copies of every image: (N, samples), or a list of (S_n,).
 
     ``samples`` is the number of copies of every image, or a list with one count S_n per
     image. The copies of all images form one virtual batch (image-major: the copies of

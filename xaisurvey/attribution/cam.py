@@ -37,8 +37,7 @@ def cam(
     relu: bool = False,
     upsample: str | None = "bilinear",
 ) -> torch.Tensor:
-    """CAM: the last feature maps weighted by the classifier's weights for the target
-    class.
+    """CAM: the last feature maps weighted by the classifier's weights for the target.
 
     Paper: B. Zhou et al., "Learning Deep Features for Discriminative Localization"
     (CVPR 2016).

@@ -33,8 +33,7 @@ def grad_cam(
     weights: str = "mean",
     upsample: str | None = "bilinear",
 ) -> torch.Tensor:
-    """Grad-CAM: the layer's feature maps weighted by the average gradient of the target
-    score.
+    """Grad-CAM: the layer's feature maps weighted by the target score's mean gradient.
 
     Paper: R. R. Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via
     Gradient-based Localization" (ICCV 2017).

@@ -325,8 +325,7 @@ def guided_backprop(
     absolute: bool = False,
     reduce: str | None = None,
 ) -> torch.Tensor:
-    """Guided Backpropagation: the input gradient with negative signals stopped at every
-    ReLU.
+    """Guided Backprop: the input gradient with negative signals stopped at every ReLU.
 
     Paper: J. T. Springenberg et al., "Striving for Simplicity: The All Convolutional
     Net" (ICLR workshop 2015); deconvnet rule: M. D. Zeiler and R. Fergus, "Visualizing

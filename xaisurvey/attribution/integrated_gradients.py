@@ -330,8 +330,7 @@ def integrated_gradients(
     return_gap: bool = False,
     reduce: str | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Integrated Gradients: the gradient averaged along the straight path from a
-    baseline, times the step.
+    """Integrated Gradients: the mean gradient on the path from a baseline, times x - b.
 
     Paper: M. Sundararajan, A. Taly and Q. Yan, "Axiomatic Attribution for Deep
     Networks" (ICML 2017).

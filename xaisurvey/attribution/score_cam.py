@@ -22,7 +22,7 @@ __all__ = ["score_cam", "score_cam_masks"]
 
 
 def score_cam_masks(activation: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Score-CAM's masks ``H^k = s(Up(A^k))``, (M, H, W) from activation maps (M, h, w).
+    """Score-CAM's masks ``H^k = s(Up(A^k))``, (M, H, W), from activations (M, h, w).
 
     ``Up`` is bilinear (``align_corners=False``), ``s`` min-max scales each upsampled
     map to [0, 1]; a constant map gives a zero mask.
@@ -64,8 +64,7 @@ def score_cam(
     relu: bool = True,
     upsample: str | None = "bilinear",
 ) -> torch.Tensor:
-    """Score-CAM: each feature map weighted by the score's rise when the image is masked
-    by it.
+    """Score-CAM: each feature map weighted by the score's rise when it masks the image.
 
     Paper: H. Wang, Z. Wang, M. Du, F. Yang, Z. Zhang, S. Ding, P. Mardziel and X. Hu,
     "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural Networks"

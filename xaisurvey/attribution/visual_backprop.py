@@ -610,8 +610,7 @@ def visual_backprop(
     maxpool: str = "unpool",
     normalize: bool = True,
 ) -> torch.Tensor:
-    """VisualBackProp: which input pixels feed the network's strongest ReLU feature
-    maps.
+    """VisualBackProp: the input pixels that feed the network's strongest feature maps.
 
     Paper: M. Bojarski et al., "VisualBackProp: efficient visualization of CNNs" (arXiv
     1611.05418, 2016).

@@ -12,8 +12,7 @@ __all__ = ["xgrad_cam", "xgrad_cam_weights"]
 
 
 def xgrad_cam_weights(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
-    """XGrad-CAM's weights (N, K): ``sum_ij (A_ij / sum_ab A_ab) dS/dA_ij``
-    (0 if sum A = 0)."""
+    """XGrad-CAM's weights (N, K): ``sum_ij A_ij dS/dA_ij / sum_ab A_ab``; 0 if A=0."""
     numerator = (activation * gradient).sum(dim=(2, 3))
     return safe_divide(numerator, activation.sum(dim=(2, 3)))
 

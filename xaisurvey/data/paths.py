@@ -204,8 +204,7 @@ def fetch(
     progress: bool = True,
     verify: bool = False,
 ) -> Path:
-    """Return the local path of the data file ``relpath``, downloading it first if it is
-    missing.
+    """The local path of the data file ``relpath``, downloaded first if it is missing.
 
     Args:
         relpath: the file's path relative to the data directory, as in the manifest,

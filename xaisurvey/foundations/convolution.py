@@ -197,8 +197,7 @@ def convolve2d(
     stride: int | tuple[int, int] = 1,
     mode: PadMode = "zeros",
 ) -> np.ndarray:
-    """2-D convolution: :func:`correlate2d` with the kernel flipped on both axes
-    (rotated 180 degrees).
+    """2-D convolution: :func:`correlate2d` with the kernel flipped on both axes.
 
     Example:
         >>> k = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
@@ -218,8 +217,7 @@ def conv2d_layer(
     stride: int | tuple[int, int] = 1,
     mode: PadMode = "zeros",
 ) -> np.ndarray:
-    """A convolutional layer as in ``torch.nn.functional.conv2d``: multi-channel
-    cross-correlation.
+    """A convolution layer as ``torch.nn.functional.conv2d``: multi-channel correlation.
 
     ``y[o, i, j] = b[o] + sum_{c, u, v} x_pad[c, s_h i + u, s_w j + v] w[o, c, u, v]``.
 

@@ -217,7 +217,7 @@ def mlp_loss(mlp: MLP, X: np.ndarray, y: np.ndarray) -> float:
 def mlp_backward(
     mlp: MLP, X: np.ndarray, y: np.ndarray
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Gradients of :func:`mlp_loss` w.r.t. every weight and bias, by backpropagation.
+    """Gradients of :func:`mlp_loss` for every weight and bias, by backpropagation.
 
     Returns:
         ``(dW, db)``: lists shaped like ``mlp.weights`` and ``mlp.biases``.
@@ -367,8 +367,7 @@ def train_mlp(
 
 
 def hand_built_xor(X: np.ndarray) -> dict[str, np.ndarray]:
-    """The XOR network of two perceptrons and a third that combines them, with fixed
-    weights.
+    """XOR from two perceptrons and a third that combines them, with fixed weights.
 
     ``f1 = step(-x1 - x2 + 1.5)`` (NAND: below the upper line),
     ``f2 = step(x1 + x2 - 0.5)`` (OR: above the lower line),

@@ -89,8 +89,7 @@ def train_perceptron(
     w0: np.ndarray | None = None,
     b0: float = 0.0,
 ) -> PerceptronResult:
-    """Train a perceptron with Rosenblatt's rule, one sample at a time, in the given
-    order.
+    """Rosenblatt's perceptron rule, one sample at a time, in the given order.
 
     Args:
         X: inputs, shape (n, d).

@@ -25,8 +25,7 @@ def pool2d(
     stride: int | None = None,
     op: Literal["max", "avg"] = "max",
 ) -> np.ndarray:
-    """Pool the last two axes of ``x`` (shape (..., H, W)) with a ``size x size``
-    window.
+    """Pool the last two axes of ``x`` (..., H, W) with a ``size x size`` window.
 
     Args:
         x: feature maps, shape (..., H, W); leading axes (batch, channels) are pooled

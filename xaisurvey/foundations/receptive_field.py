@@ -173,8 +173,7 @@ def measure_receptive_field(
     unit: tuple[int, int] | None = None,
     seed: int = 0,
 ) -> RFMeasurement:
-    """Measure which input pixels one output unit of ``model`` depends on, by
-    backpropagation.
+    """Measure which input pixels one output unit of ``model`` depends on (backprop).
 
     The unit is the sum over channels of the output map at ``unit`` (default: the
     centre), the input a seeded standard-normal image of shape ``(1, *input_shape)``.
