@@ -152,8 +152,12 @@ return Array.from(document.querySelectorAll('.bd-article pre'))
   .map(pre => {
     const lines = pre.innerText.split('\\n');
     const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), '');
-    const box = pre.closest('.cell, .xaisurvey-listing, div[class^="highlight-"]') || pre;
-    return [box.className, pre.scrollWidth, pre.clientWidth, longest.length, longest.slice(0, 90)];
+    const where = pre.closest('.xaisurvey-listing') ? 'package listing'
+      : pre.closest('.cell_output') ? 'cell output'
+      : pre.closest('.cell_input') ? 'cell input'
+      : pre.closest('dl.py') ? 'API entry'
+      : (pre.closest('[class*="highlight-"]') || pre).className;
+    return [where, pre.scrollWidth, pre.clientWidth, longest.length, longest.slice(0, 90)];
   });
 """
 
@@ -196,8 +200,8 @@ def test_code_blocks_fit_the_column(site: str, browser, page: str) -> None:  # t
     _open(browser, site + page)
     too_wide = browser.execute_script(_WIDE_BLOCKS_JS)
     report = "\n".join(
-        f"  [{box}] {scroll}px in {client}px: longest line {length} characters: {line!r}"
-        for box, scroll, client, length, line in too_wide
+        f"  [{where}] {scroll}px in {client}px: longest line {length} characters: {line!r}"
+        for where, scroll, client, length, line in too_wide
     )
     assert too_wide == [], f"{page}: {len(too_wide)} code blocks wider than the column:\n{report}"
 
