@@ -3,6 +3,7 @@
 Every chapter of the book starts with :func:`setup`, so that seeds, deterministic
 algorithms and the figure style are the same in every chapter and in every build.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,11 @@ __all__ = ["__version__", "setup", "glue", "DEFAULT_SEED"]
 DEFAULT_SEED = 0
 
 
-def setup(seed: int = DEFAULT_SEED, *, threads: int | None = None, style: bool = True) -> torch.Generator:
-    """Make a chapter reproducible: seed every generator, pick deterministic kernels, set the figure style.
+def setup(
+    seed: int = DEFAULT_SEED, *, threads: int | None = None, style: bool = True
+) -> torch.Generator:
+    """Make a chapter reproducible: seed every generator, pick deterministic kernels,
+    set the figure style.
 
     Args:
         seed: the seed for Python's ``random``, NumPy's global generator and PyTorch.
@@ -60,8 +64,9 @@ def setup(seed: int = DEFAULT_SEED, *, threads: int | None = None, style: bool =
 
 
 def _inline_figures_in_notebooks() -> None:
-    # In a Jupyter kernel started with MPLBACKEND=Agg, figures have no image representation and
-    # glued figures would render as "<Figure size ...>" text: select the inline backend there.
+    # In a Jupyter kernel started with MPLBACKEND=Agg, figures have no image
+    # representation and glued figures would render as "<Figure size ...>" text: select
+    # the inline backend there.
     try:
         from IPython import get_ipython
     except ImportError:

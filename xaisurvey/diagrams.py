@@ -1,8 +1,11 @@
-"""Schematic diagrams drawn by code (matplotlib only), and the timeline of the book's methods.
+"""Schematic diagrams drawn by code (matplotlib only), and the timeline of the book's
+methods.
 
-Each ``draw_*`` function draws into a given ``Axes`` and returns it, so that a chapter composes
-them like any other figure. The texts they place are the labels a test can look for.
+Each ``draw_*`` function draws into a given ``Axes`` and returns it, so that a chapter
+composes them like any other figure. The texts they place are the labels a test can look
+for.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,23 +16,58 @@ from matplotlib.axes import Axes
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 __all__ = [
-    "draw_perceptron", "draw_sliding_window", "draw_grad_cam_pipeline", "draw_visual_backprop",
-    "Milestone", "MILESTONES", "bib_years", "draw_timeline",
+    "draw_perceptron",
+    "draw_sliding_window",
+    "draw_grad_cam_pipeline",
+    "draw_visual_backprop",
+    "Milestone",
+    "MILESTONES",
+    "bib_years",
+    "draw_timeline",
 ]
 
 
-def _box(ax: Axes, x: float, y: float, text: str, *, w: float = 1.6, h: float = 0.7,
-         color: str = "#dbe8f5") -> None:
-    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05",
-                                fc=color, ec="0.3", lw=0.8))
+def _box(
+    ax: Axes,
+    x: float,
+    y: float,
+    text: str,
+    *,
+    w: float = 1.6,
+    h: float = 0.7,
+    color: str = "#dbe8f5",
+) -> None:
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - w / 2, y - h / 2),
+            w,
+            h,
+            boxstyle="round,pad=0.05",
+            fc=color,
+            ec="0.3",
+            lw=0.8,
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=7)
 
 
-def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float], text: str = "") -> None:
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=8, lw=0.8, color="0.25"))
+def _arrow(
+    ax: Axes, start: tuple[float, float], end: tuple[float, float], text: str = ""
+) -> None:
+    ax.add_patch(
+        FancyArrowPatch(
+            start, end, arrowstyle="-|>", mutation_scale=8, lw=0.8, color="0.25"
+        )
+    )
     if text:
-        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, text, ha="center",
-                va="bottom", fontsize=6)
+        ax.text(
+            (start[0] + end[0]) / 2,
+            (start[1] + end[1]) / 2 + 0.12,
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=6,
+        )
 
 
 def _finish(ax: Axes, xlim: tuple[float, float], ylim: tuple[float, float]) -> Axes:
@@ -41,7 +79,8 @@ def _finish(ax: Axes, xlim: tuple[float, float], ylim: tuple[float, float]) -> A
 
 
 def draw_perceptron(ax: Axes, n_inputs: int = 3) -> Axes:
-    """The perceptron: inputs x_i, weights w_i, a weighted sum plus bias, a step function.
+    """The perceptron: inputs x_i, weights w_i, a weighted sum plus bias, a step
+    function.
 
     Example:
         >>> import matplotlib.pyplot as plt
@@ -70,8 +109,11 @@ def _circle(center: tuple[float, float], radius: float = 0.3):
     return Circle(center, radius, fc="white", ec="0.3", lw=0.8)
 
 
-def draw_sliding_window(ax: Axes, size: int = 6, kernel: int = 3, position: tuple[int, int] = (1, 2)) -> Axes:
-    """A kernel sliding over an image: the window at ``position`` produces one output cell.
+def draw_sliding_window(
+    ax: Axes, size: int = 6, kernel: int = 3, position: tuple[int, int] = (1, 2)
+) -> Axes:
+    """A kernel sliding over an image: the window at ``position`` produces one output
+    cell.
 
     Example:
         >>> import matplotlib.pyplot as plt
@@ -80,30 +122,57 @@ def draw_sliding_window(ax: Axes, size: int = 6, kernel: int = 3, position: tupl
         True
     """
     if not 1 <= kernel <= size:
-        raise ValueError(f"draw_sliding_window: need 1 <= kernel <= size, got kernel={kernel}, size={size}")
+        raise ValueError(
+            f"draw_sliding_window: need 1 <= kernel <= size, got kernel={kernel},"
+            f" size={size}"
+        )
     r, c = position
     out = size - kernel + 1
     if not (0 <= r < out and 0 <= c < out):
-        raise ValueError(f"draw_sliding_window: position must lie in [0, {out}), got {position}")
+        raise ValueError(
+            f"draw_sliding_window: position must lie in [0, {out}), got {position}"
+        )
     for i in range(size):
         for j in range(size):
             inside = r <= i < r + kernel and c <= j < c + kernel
-            ax.add_patch(Rectangle((j, size - 1 - i), 1, 1, fc="#f5d7a1" if inside else "white",
-                                   ec="0.5", lw=0.6))
+            ax.add_patch(
+                Rectangle(
+                    (j, size - 1 - i),
+                    1,
+                    1,
+                    fc="#f5d7a1" if inside else "white",
+                    ec="0.5",
+                    lw=0.6,
+                )
+            )
     ox = size + 2
     for i in range(out):
         for j in range(out):
-            ax.add_patch(Rectangle((ox + j, size - 1 - i), 1, 1, fc="#f5d7a1" if (i, j) == (r, c) else "white",
-                                   ec="0.5", lw=0.6))
+            ax.add_patch(
+                Rectangle(
+                    (ox + j, size - 1 - i),
+                    1,
+                    1,
+                    fc="#f5d7a1" if (i, j) == (r, c) else "white",
+                    ec="0.5",
+                    lw=0.6,
+                )
+            )
     _arrow(ax, (c + kernel, size - r - kernel / 2), (ox + c + 0.5, size - 0.5 - r))
-    ax.text(size / 2, -0.6, f"input {size}x{size}, kernel {kernel}x{kernel}", ha="center", fontsize=7)
+    ax.text(
+        size / 2,
+        -0.6,
+        f"input {size}x{size}, kernel {kernel}x{kernel}",
+        ha="center",
+        fontsize=7,
+    )
     ax.text(ox + out / 2, -0.6, "output", ha="center", fontsize=7)
     return _finish(ax, (-0.5, ox + out + 0.5), (-1.2, size + 0.3))
 
 
 def draw_grad_cam_pipeline(ax: Axes) -> Axes:
-    """Grad-CAM: forward to the layer's maps A^k, backward to the gradients, global average to the
-    weights alpha_k, weighted sum, ReLU, upsampling.
+    """Grad-CAM: forward to the layer's maps A^k, backward to the gradients, global
+    average to the weights alpha_k, weighted sum, ReLU, upsampling.
 
     Example:
         >>> import matplotlib.pyplot as plt
@@ -134,8 +203,9 @@ def draw_grad_cam_pipeline(ax: Axes) -> Axes:
 
 
 def draw_visual_backprop(ax: Axes, levels: int = 3) -> Axes:
-    """VisualBackProp's blocks: channel averages a_l of the ReLU maps, from the deepest one up:
-    scale up (all-ones transposed convolution), multiply with the shallower average, repeat.
+    """VisualBackProp's blocks: channel averages a_l of the ReLU maps, from the deepest
+    one up: scale up (all-ones transposed convolution), multiply with the shallower
+    average, repeat.
 
     Example:
         >>> import matplotlib.pyplot as plt
@@ -151,20 +221,36 @@ def draw_visual_backprop(ax: Axes, levels: int = 3) -> Axes:
         _box(ax, x, 1.2, f"ReLU {l}", w=1.2)
         if l > 1:
             _arrow(ax, (x - 1.8, 1.2), (x - 0.6, 1.2))
-        ax.add_patch(Rectangle((x - size / 2, -0.2 - size / 2), size, size, fc="#f5d7a1", ec="0.4", lw=0.7))
+        ax.add_patch(
+            Rectangle(
+                (x - size / 2, -0.2 - size / 2),
+                size,
+                size,
+                fc="#f5d7a1",
+                ec="0.4",
+                lw=0.7,
+            )
+        )
         ax.text(x, -0.2, f"$a_{l}$", ha="center", va="center", fontsize=7)
         _arrow(ax, (x, 0.85), (x, -0.2 + size / 2 + 0.05), "mean")
     for l in range(levels, 1, -1):
         x = 2.4 * l
         _arrow(ax, (x - 0.5, -1.3), (x - 1.9, -1.3), "deconv, $\\odot$")
     ax.text(2.4, -1.75, "mask $M_1$ -> upsample -> map", ha="center", fontsize=6)
-    ax.text(2.4 * levels, -1.75, f"start: $M_{levels} = a_{levels}$", ha="center", fontsize=6)
+    ax.text(
+        2.4 * levels,
+        -1.75,
+        f"start: $M_{levels} = a_{levels}$",
+        ha="center",
+        fontsize=6,
+    )
     return _finish(ax, (1.0, 2.4 * levels + 1.2), (-2.1, 1.7))
 
 
 @dataclass(frozen=True)
 class Milestone:
-    """One method of the book: its year of publication, its original purpose and its paper."""
+    """One method of the book: its year of publication, its original purpose and its
+    paper."""
 
     name: str
     year: int
@@ -173,16 +259,53 @@ class Milestone:
 
 
 MILESTONES: tuple[Milestone, ...] = (
-    Milestone("gradient explanations", 2010, "explain any classifier's decision", "baehrens2010explain"),
-    Milestone("deconvnet, occlusion", 2014, "understand and improve CNNs", "zeiler2014visualizing"),
-    Milestone("gradient saliency", 2014, "class saliency and weak localisation", "simonyan2014deep"),
-    Milestone("Guided Backprop", 2015, "visualise all-convolutional nets", "springenberg2015striving"),
+    Milestone(
+        "gradient explanations",
+        2010,
+        "explain any classifier's decision",
+        "baehrens2010explain",
+    ),
+    Milestone(
+        "deconvnet, occlusion",
+        2014,
+        "understand and improve CNNs",
+        "zeiler2014visualizing",
+    ),
+    Milestone(
+        "gradient saliency",
+        2014,
+        "class saliency and weak localisation",
+        "simonyan2014deep",
+    ),
+    Milestone(
+        "Guided Backprop",
+        2015,
+        "visualise all-convolutional nets",
+        "springenberg2015striving",
+    ),
     Milestone("LRP", 2015, "pixel-wise decomposition of a score", "bach2015pixel"),
     Milestone("CAM", 2016, "weakly supervised localisation", "zhou2016cam"),
-    Milestone("VisualBackProp", 2016, "fast debugging of steering nets", "bojarski2016visualbackprop"),
-    Milestone("Grad-CAM, Guided Grad-CAM", 2017, "class maps for any CNN", "selvaraju2017gradcam"),
-    Milestone("SmoothGrad", 2017, "sharper, less noisy gradient maps", "smilkov2017smoothgrad"),
-    Milestone("sanity checks", 2018, "test whether maps depend on the model", "adebayo2018sanity"),
+    Milestone(
+        "VisualBackProp",
+        2016,
+        "fast debugging of steering nets",
+        "bojarski2016visualbackprop",
+    ),
+    Milestone(
+        "Grad-CAM, Guided Grad-CAM",
+        2017,
+        "class maps for any CNN",
+        "selvaraju2017gradcam",
+    ),
+    Milestone(
+        "SmoothGrad", 2017, "sharper, less noisy gradient maps", "smilkov2017smoothgrad"
+    ),
+    Milestone(
+        "sanity checks",
+        2018,
+        "test whether maps depend on the model",
+        "adebayo2018sanity",
+    ),
 )
 
 
@@ -198,7 +321,9 @@ def bib_years(path: str | Path) -> dict[str, int]:
         >>> os.remove(f.name)
     """
     years: dict[str, int] = {}
-    for match in re.finditer(r"@\w+\{([^,\s]+),(.*?)\n\}", Path(path).read_text(), re.S):
+    for match in re.finditer(
+        r"@\w+\{([^,\s]+),(.*?)\n\}", Path(path).read_text(), re.S
+    ):
         year = re.search(r"\byear\s*=\s*[{\"]?(\d{4})", match.group(2))
         if year:
             years[match.group(1)] = int(year.group(1))
@@ -223,8 +348,14 @@ def draw_timeline(ax: Axes, milestones: tuple[Milestone, ...] = MILESTONES) -> A
         y = (i % 5 + 1) * (0.6 if i % 2 == 0 else -0.6)
         ax.plot([m.year, m.year], [0, y], color="0.6", lw=0.6)
         ax.plot(m.year, 0, "o", ms=3, color="0.2")
-        ax.text(m.year, y, f"{m.name}: {m.purpose}", ha="center", va="bottom" if y > 0 else "top",
-                fontsize=6)
+        ax.text(
+            m.year,
+            y,
+            f"{m.name}: {m.purpose}",
+            ha="center",
+            va="bottom" if y > 0 else "top",
+            fontsize=6,
+        )
     ax.set_xlim(min(years) - 1.5, max(years) + 1.5)
     ax.set_ylim(-3.6, 3.6)
     ax.set_yticks([])

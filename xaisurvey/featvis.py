@@ -1,34 +1,37 @@
-"""Feature visualisation by activation maximisation: the image a channel or a class wants to see.
+"""Feature visualisation by activation maximisation: the image a channel or a class
+wants to see.
 
 Activation maximisation (Erhan et al. 2009; Simonyan et al. 2014; Olah, Mordvintsev and
-Schubert, *Feature Visualization*, Distill 2017) starts from noise and climbs the gradient of one
-unit's activation with respect to the input image:
+Schubert, *Feature Visualization*, Distill 2017) starts from noise and climbs the
+gradient of one unit's activation with respect to the input image:
 
 .. math::
 
     x^\\star = \\arg\\max_{x \\in [0, 1]^{C \\times H \\times W}}
-        \\; \\mathbb{E}_{t \\sim T}\\big[h(t(x))\\big] - \\lambda_{2} R_{2}(x) - \\lambda_{TV} R_{TV}(x)
+        \\; \\mathbb{E}_{t \\sim T}\\big[h(t(x))\\big]
+        - \\lambda_{2} R_{2}(x) - \\lambda_{TV} R_{TV}(x)
 
 where ``h`` is the objective (the mean over positions of one channel of a layer,
-``h_k(x) = (1 / hw) sum_ij A^k_ij(x)``, or one class logit ``y_c(x)``), ``T`` a distribution of
-small random transformations (jitter, scaling, rotation) that the image must survive,
-``R_2(x) = mean((x - 0.5)^2)`` keeps the image near grey and
-``R_TV(x) = mean|x[..., i+1, j] - x[..., i, j]| + mean|x[..., i, j+1] - x[..., i, j]|``
-(total variation) penalises high frequencies. Without any of them ("naive") the ascent finds
-high-frequency patterns that excite the unit but look like noise to us; the regularisers and the
-decorrelated Fourier parameterisation of Olah et al. steer it towards images with natural
-statistics.
+``h_k(x) = (1 / hw) sum_ij A^k_ij(x)``, or one class logit ``y_c(x)``), ``T`` a
+distribution of small random transformations (jitter, scaling, rotation) that the image
+must survive, ``R_2(x) = mean((x - 0.5)^2)`` keeps the image near grey and ``R_TV(x) =
+mean|x[..., i+1, j] - x[..., i, j]| + mean|x[..., i, j+1] - x[..., i, j]|``
+(total variation) penalises high frequencies. Without any of them ("naive") the ascent
+finds high-frequency patterns that excite the unit but look like noise to us; the
+regularisers and the decorrelated Fourier parameterisation of Olah et al. steer it
+towards images with natural statistics.
 
-Conventions: images are float tensors in [0, 1], (K, C, H, W), one image per target (the targets
-are optimised together as one batch, which is exact because a model in eval mode treats the
-images of a batch independently). The model is never changed: eval mode, frozen parameters, no
-gradient stored in them and every hook removed, also after an error
-(:func:`xaisurvey.guard.model_guard`).
-The images are optimised on the model's device in the model's floating-point dtype (float32 or
-float64; the blur kernels and transformation grids are made there too); the random draws come
-from a seeded CPU generator, so a seed gives the same start on every device. The results are
-returned on the CPU, in the model's dtype.
+Conventions: images are float tensors in [0, 1], (K, C, H, W), one image per target (the
+targets are optimised together as one batch, which is exact because a model in eval mode
+treats the images of a batch independently). The model is never changed: eval mode,
+frozen parameters, no gradient stored in them and every hook removed, also after an
+error (:func:`xaisurvey.guard.model_guard`). The images are optimised on the model's
+device in the model's floating-point dtype (float32 or float64; the blur kernels and
+transformation grids are made there too); the random draws come from a seeded CPU
+generator, so a seed gives the same start on every device. The results are returned on
+the CPU, in the model's dtype.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,12 +47,15 @@ from .guard import model_guard
 
 __all__ = ["Recipe", "RECIPES", "FeatVis", "maximise_channel", "maximise_class"]
 
-# The square root of ImageNet's colour correlation matrix (Olah et al. 2017, the Lucid library):
-# the optimiser moves in a decorrelated colour space, which this matrix maps back to RGB.
+# The square root of ImageNet's colour correlation matrix (Olah et al. 2017, the Lucid
+# library): the optimiser moves in a decorrelated colour space, which this matrix maps
+# back to RGB.
 _COLOR_CORRELATION_SQRT = torch.tensor(
     [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]]
 )
-_COLOR_CORRELATION_SQRT = _COLOR_CORRELATION_SQRT / _COLOR_CORRELATION_SQRT.norm(dim=0).max()
+_COLOR_CORRELATION_SQRT = (
+    _COLOR_CORRELATION_SQRT / _COLOR_CORRELATION_SQRT.norm(dim=0).max()
+)
 
 
 @dataclass(frozen=True)
@@ -57,18 +63,20 @@ class Recipe:
     """How the image is parameterised and regularised during the ascent.
 
     Attributes:
-        param: ``"pixel"`` — the pixels themselves, kept in [0, 1] by clamping after each step
-            (projected gradient ascent); ``"fourier"`` — the decorrelated parameterisation of
-            Olah et al. 2017: the image is ``sigmoid(M · irfft2(S ⊙ w(f)))`` with a spectrum ``S``
-            scaled by ``w(f) = 1 / max(f, 1 / max(H, W))`` (every frequency gets the same
-            effective learning rate) and, for RGB, the colour decorrelation matrix ``M``.
+        param: ``"pixel"`` — the pixels themselves, kept in [0, 1] by clamping after
+            each step (projected gradient ascent); ``"fourier"`` — the decorrelated
+            parameterisation of Olah et al. 2017: the image is
+            ``sigmoid(M · irfft2(S ⊙ w(f)))`` with a spectrum ``S`` scaled by
+            ``w(f) = 1 / max(f, 1 / max(H, W))`` (every frequency gets the same
+            effective learning rate) and, for RGB, the colour decorrelation matrix
+            ``M``.
         jitter: largest random translation per step, in pixels (0: none).
         scales: scale factors drawn uniformly per step and image (``(1.0,)``: none).
         degrees: largest random rotation per step, in degrees (0: none).
         tv: weight of the total-variation penalty (a frequency penalty).
         l2: weight of the penalty ``mean((x - 0.5)^2)``.
-        blur_every: blur the pixel image with a Gaussian every this many steps (0: never),
-            as Yosinski et al. 2015 do; only for ``param="pixel"``.
+        blur_every: blur the pixel image with a Gaussian every this many steps
+            (0: never), as Yosinski et al. 2015 do; only for ``param="pixel"``.
         blur_sigma: the blur's standard deviation in pixels.
     """
 
@@ -83,15 +91,34 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if self.param not in ("pixel", "fourier"):
-            raise ValueError(f"Recipe: param must be 'pixel' or 'fourier', got {self.param!r}")
+            raise ValueError(
+                f"Recipe: param must be 'pixel' or 'fourier', got {self.param!r}"
+            )
         if not isinstance(self.jitter, int) or isinstance(self.jitter, bool):
-            raise ValueError(f"Recipe: jitter is a number of pixels and must be an int, got {self.jitter!r}")
-        if self.jitter < 0 or self.degrees < 0 or self.tv < 0 or self.l2 < 0 or self.blur_every < 0:
-            raise ValueError(f"Recipe: jitter, degrees, tv, l2 and blur_every must be >= 0, got {self}")
+            raise ValueError(
+                "Recipe: jitter is a number of pixels and must be an int, got"
+                f" {self.jitter!r}"
+            )
+        if (
+            self.jitter < 0
+            or self.degrees < 0
+            or self.tv < 0
+            or self.l2 < 0
+            or self.blur_every < 0
+        ):
+            raise ValueError(
+                "Recipe: jitter, degrees, tv, l2 and blur_every must be >= 0, got"
+                f" {self}"
+            )
         if not self.scales or any(s <= 0 for s in self.scales):
-            raise ValueError(f"Recipe: scales must be a non-empty tuple of positive factors, got {self.scales!r}")
+            raise ValueError(
+                "Recipe: scales must be a non-empty tuple of positive factors, got"
+                f" {self.scales!r}"
+            )
         if self.blur_every and (self.param != "pixel" or self.blur_sigma <= 0):
-            raise ValueError("Recipe: blur_every needs param='pixel' and blur_sigma > 0")
+            raise ValueError(
+                "Recipe: blur_every needs param='pixel' and blur_sigma > 0"
+            )
 
     @property
     def transforms(self) -> bool:
@@ -99,13 +126,22 @@ class Recipe:
         return self.jitter > 0 or self.degrees > 0 or self.scales != (1.0,)
 
 
-#: The recipes compared in the book, from no regularisation to the full Olah et al. recipe.
+#: The recipes compared in the book, from no regularisation to the full Olah et al.
+#: recipe.
 RECIPES: dict[str, Recipe] = {
     "naive": Recipe(),
     "jitter": Recipe(jitter=8),
     "jitter + blur": Recipe(jitter=8, blur_every=4, blur_sigma=0.75),
-    "transforms + blur": Recipe(jitter=8, scales=(0.9, 0.95, 1.0, 1.05, 1.1), degrees=10, blur_every=4, blur_sigma=0.75),
-    "Fourier + transforms": Recipe(param="fourier", jitter=8, scales=(0.9, 0.95, 1.0, 1.05, 1.1), degrees=10),
+    "transforms + blur": Recipe(
+        jitter=8,
+        scales=(0.9, 0.95, 1.0, 1.05, 1.1),
+        degrees=10,
+        blur_every=4,
+        blur_sigma=0.75,
+    ),
+    "Fourier + transforms": Recipe(
+        param="fourier", jitter=8, scales=(0.9, 0.95, 1.0, 1.05, 1.1), degrees=10
+    ),
 }
 
 
@@ -115,8 +151,8 @@ class FeatVis:
 
     Attributes:
         images: the optimised images, (K, C, H, W) in [0, 1], one per target.
-        trace: the objective ``h`` of each image at each step, (steps, K), measured on the
-            transformed image the step climbed on (penalties not included).
+        trace: the objective ``h`` of each image at each step, (steps, K), measured on
+            the transformed image the step climbed on (penalties not included).
         objective: ``h`` of each final image, untransformed, (K,).
         targets: the channel or class indices, in the order of ``images``.
         recipe: the recipe used.
@@ -130,23 +166,31 @@ class FeatVis:
 
 
 class _StopForward(Exception):
-    """Raised by the hook once the layer has run: the rest of the network is not needed."""
+    """Raised by the hook once the layer has run: the rest of the network is not
+    needed."""
 
 
 def _fourier_scale(h: int, w: int) -> torch.Tensor:
-    freqs = torch.sqrt(torch.fft.fftfreq(h)[:, None] ** 2 + torch.fft.rfftfreq(w)[None, :] ** 2)
+    freqs = torch.sqrt(
+        torch.fft.fftfreq(h)[:, None] ** 2 + torch.fft.rfftfreq(w)[None, :] ** 2
+    )
     return 1.0 / torch.clamp(freqs, min=1.0 / max(h, w))
 
 
 class _Image(nn.Module):
-    """The parameterised batch of images: ``forward()`` returns (K, C, H, W) in [0, 1]."""
+    """The parameterised batch of images: ``forward()`` returns (K, C, H, W) in [0,
+    1]."""
 
-    def __init__(self, k: int, c: int, h: int, w: int, param: str, generator: torch.Generator) -> None:
+    def __init__(
+        self, k: int, c: int, h: int, w: int, param: str, generator: torch.Generator
+    ) -> None:
         super().__init__()
         self.param, self.shape = param, (k, c, h, w)
         if param == "pixel":
             # Uniform noise around mid-grey: the starting point of the ascent.
-            self.data = nn.Parameter(0.5 + 0.2 * (torch.rand(k, c, h, w, generator=generator) - 0.5))
+            self.data = nn.Parameter(
+                0.5 + 0.2 * (torch.rand(k, c, h, w, generator=generator) - 0.5)
+            )
         else:
             spectrum = 0.01 * torch.randn(2, k, c, h, w // 2 + 1, generator=generator)
             self.data = nn.Parameter(spectrum)
@@ -159,12 +203,15 @@ class _Image(nn.Module):
         spectrum = torch.complex(self.data[0], self.data[1]) * self.scale
         image = torch.fft.irfft2(spectrum, s=(h, w)) / 4.0
         if c == 3:
-            image = torch.einsum("ij,kjhw->kihw", _COLOR_CORRELATION_SQRT.to(image), image)
+            image = torch.einsum(
+                "ij,kjhw->kihw", _COLOR_CORRELATION_SQRT.to(image), image
+            )
         return torch.sigmoid(image)
 
     @torch.no_grad()
     def project(self, blur_sigma: float | None) -> None:
-        """After a step: blur (if asked) and clamp the pixel parameterisation to [0, 1]."""
+        """After a step: blur (if asked) and clamp the pixel parameterisation to [0,
+        1]."""
         if self.param != "pixel":
             return
         if blur_sigma:
@@ -183,37 +230,56 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def _random_transform(x: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
-    """One random similarity transform per image (translation, scale, rotation), reflecting at edges."""
+def _random_transform(
+    x: torch.Tensor, recipe: Recipe, generator: torch.Generator
+) -> torch.Tensor:
+    """One random similarity transform per image (translation, scale, rotation),
+    reflecting at edges."""
     k, _, h, w = x.shape
     angle = (torch.rand(k, generator=generator) * 2 - 1) * math.radians(recipe.degrees)
     choice = torch.randint(len(recipe.scales), (k,), generator=generator)
     scale = torch.tensor(recipe.scales, dtype=x.dtype)[choice]
-    shift = torch.randint(-recipe.jitter, recipe.jitter + 1, (k, 2), generator=generator).to(x.dtype)
+    shift = torch.randint(
+        -recipe.jitter, recipe.jitter + 1, (k, 2), generator=generator
+    ).to(x.dtype)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.zeros(k, 2, 3, dtype=x.dtype)
     theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
     theta[:, 0, 2], theta[:, 1, 2] = 2 * shift[:, 0] / w, 2 * shift[:, 1] / h
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return F.grid_sample(
+        x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
 
 
 def _total_variation(x: torch.Tensor) -> torch.Tensor:
-    """Per image: mean absolute difference of vertical plus of horizontal neighbours, (K,)."""
-    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1) if x.shape[-2] > 1 else x.new_zeros(x.shape[0])
-    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1) if x.shape[-1] > 1 else x.new_zeros(x.shape[0])
+    """Per image: mean absolute difference of vertical plus of horizontal neighbours,
+    (K,)."""
+    dy = (
+        (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
+        if x.shape[-2] > 1
+        else x.new_zeros(x.shape[0])
+    )
+    dx = (
+        (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).mean(1)
+        if x.shape[-1] > 1
+        else x.new_zeros(x.shape[0])
+    )
     return dy + dx
 
 
 def _device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Device and dtype of the model's first floating tensor (the CPU and float32 if none)."""
+    """Device and dtype of the model's first floating tensor (the CPU and float32 if
+    none)."""
     for tensor in list(model.parameters()) + list(model.buffers()):
         if tensor.is_floating_point():
             return tensor.device, tensor.dtype
     return torch.device("cpu"), torch.float32
 
 
-def _check_common(size: int | tuple[int, int], steps: int, lr: float, in_channels: int, seed: int) -> tuple[int, int]:
+def _check_common(
+    size: int | tuple[int, int], steps: int, lr: float, in_channels: int, seed: int
+) -> tuple[int, int]:
     hw = (size, size) if isinstance(size, int) else tuple(size)
     if len(hw) != 2 or any(not isinstance(s, int) or s < 1 for s in hw):
         raise ValueError(f"size must be a positive int or (H, W), got {size!r}")
@@ -249,7 +315,7 @@ def _ascend(
     seed: int,
     device: tuple[torch.device, torch.dtype],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Adam ascent on ``score(x) -> (K,)``; returns (images, trace, final objective) on the CPU."""
+    """Adam ascent on ``score(x) -> (K,)``: (images, trace, final objective), on CPU."""
     generator = torch.Generator().manual_seed(seed)
     place, dtype = device
     image = _Image(k, in_channels, hw[0], hw[1], recipe.param, generator)
@@ -268,7 +334,11 @@ def _ascend(
             loss = loss + recipe.tv * _total_variation(x).sum()
         loss.backward()
         optimiser.step()
-        blur = recipe.blur_sigma if recipe.blur_every and (step + 1) % recipe.blur_every == 0 else None
+        blur = (
+            recipe.blur_sigma
+            if recipe.blur_every and (step + 1) % recipe.blur_every == 0
+            else None
+        )
         image.project(blur)
         trace[step] = h.detach().cpu()
     with torch.no_grad():
@@ -289,35 +359,40 @@ def maximise_channel(
     in_channels: int = 3,
     seed: int = 0,
 ) -> FeatVis:
-    """Find, for each channel ``k`` of ``layer``, an image that maximises its mean activation.
+    """For each channel ``k`` of ``layer``, an image that maximises its mean activation.
 
-    Objective (Olah et al. 2017, "channel" objective): ``h_k(x) = (1 / hw) sum_ij A^k_ij(x)`` with
-    ``A = layer(x)`` of shape (N, K, h, w); for a layer with a flat output (N, F) (a linear layer)
-    the unit ``A[:, k]`` itself. Only the network up to ``layer`` is run (a hook stops the forward
-    pass there, at the layer's first call), so early layers are cheap. Prefer a layer *before* its ReLU (in the book's
-    MobileNet the BatchNorm ``"stage3.1.4"`` rather than the block ``"stage3.1"``): a channel that
-    is silent (zero after the ReLU) on the grey starting image has a zero gradient there, and the
-    ascent would never leave the start.
+    Objective (Olah et al. 2017, "channel" objective):
+    ``h_k(x) = (1 / hw) sum_ij A^k_ij(x)`` with ``A = layer(x)`` of shape (N, K, h, w);
+    for a layer with a flat output (N, F) (a linear layer) the unit ``A[:, k]`` itself.
+    Only the network up to ``layer`` is run (a hook stops the forward pass there, at the
+    layer's first call), so early layers are cheap. Prefer a layer *before* its ReLU (in
+    the book's MobileNet the BatchNorm ``"stage3.1.4"`` rather than the block
+    ``"stage3.1"``): a channel that is silent (zero after the ReLU) on the grey starting
+    image has a zero gradient there, and the ascent would never leave the start.
 
     Args:
         model: the network, taking images in [0, 1] of shape (N, in_channels, H, W).
         layer: a module of ``model`` or its dotted name (``"stage1.0"``).
-        channels: one channel index or several; each gets its own image, optimised in one batch.
-        recipe: parameterisation and regularisers (:data:`RECIPES` holds the book's presets).
+        channels: one channel index or several; each gets its own image, optimised in
+            one batch.
+        recipe: parameterisation and regularisers (:data:`RECIPES` holds the book's
+            presets).
         size: image size, an int or (H, W).
         steps: number of Adam steps.
         lr: Adam's learning rate.
         in_channels: channels of the input image (3 for RGB).
-        seed: seeds the starting noise and the random transformations; same seed, same images.
+        seed: seeds the starting noise and the random transformations; same seed, same
+            images.
 
     Returns:
-        A :class:`FeatVis` with images (K, C, H, W), trace (steps, K) and final objective (K,).
+        A :class:`FeatVis` with images (K, C, H, W), trace (steps, K) and final
+        objective (K,).
 
     Raises:
         ValueError: unknown layer, channel index out of range, or bad sizes/steps.
         TypeError: ``model`` is not a module, or is wrapped in ``nn.DataParallel`` /
-            ``DistributedDataParallel`` (pass ``model.module``: the hook and the gradient
-            would run in the replicas' threads).
+            ``DistributedDataParallel`` (pass ``model.module``: the hook and the
+            gradient would run in the replicas' threads).
 
     Example:
         >>> import torch
@@ -344,14 +419,25 @@ def maximise_channel(
         except _StopForward:
             pass
         if not captured:
-            raise ValueError(f"maximise_channel: layer {name!r} was not called during the forward pass")
+            raise ValueError(
+                f"maximise_channel: layer {name!r} was not called during the forward"
+                " pass"
+            )
         out = captured[0]
         if not isinstance(out, torch.Tensor) or out.dim() not in (2, 4):
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"maximise_channel: layer {name!r} gives {shape}; need (N, K, h, w) or (N, F)")
+            shape = (
+                tuple(out.shape)
+                if isinstance(out, torch.Tensor)
+                else type(out).__name__
+            )
+            raise ValueError(
+                f"maximise_channel: layer {name!r} gives {shape}; need (N, K, h, w) or"
+                " (N, F)"
+            )
         if max(targets) >= out.shape[1]:
             raise ValueError(
-                f"maximise_channel: channel {max(targets)} is out of range for layer {name!r} with {out.shape[1]} channels"
+                f"maximise_channel: channel {max(targets)} is out of range for layer"
+                f" {name!r} with {out.shape[1]} channels"
             )
         units = out[torch.arange(len(targets), device=out.device), index.to(out.device)]
         return units.flatten(1).mean(1) if units.dim() > 1 else units
@@ -359,10 +445,19 @@ def maximise_channel(
     with model_guard(model) as handles:
         handles.append(module.register_forward_hook(hook))
         images, trace, objective = _ascend(
-            score, len(targets), hw, recipe=recipe, steps=steps, lr=lr,
-            in_channels=in_channels, seed=seed, device=_device(model),
+            score,
+            len(targets),
+            hw,
+            recipe=recipe,
+            steps=steps,
+            lr=lr,
+            in_channels=in_channels,
+            seed=seed,
+            device=_device(model),
         )
-    return FeatVis(images=images, trace=trace, objective=objective, targets=targets, recipe=recipe)
+    return FeatVis(
+        images=images, trace=trace, objective=objective, targets=targets, recipe=recipe
+    )
 
 
 def maximise_class(
@@ -378,15 +473,20 @@ def maximise_class(
 ) -> FeatVis:
     """Find, for each class ``c``, an image that maximises its logit ``y_c(x)``.
 
-    Objective (Simonyan et al. 2014; Olah et al. 2017, "class logit" objective): the model's
-    pre-softmax output ``y_c(x)``; maximising the logit rather than the softmax probability
-    keeps the ascent from merely suppressing the other classes. Arguments, result and errors as
-    in :func:`maximise_channel` (the model must return (N, classes)).
+    Objective (Simonyan et al. 2014; Olah et al. 2017, "class logit" objective): the
+    model's pre-softmax output ``y_c(x)``; maximising the logit rather than the softmax
+    probability keeps the ascent from merely suppressing the other classes. Arguments,
+    result and errors as in :func:`maximise_channel` (the model must return
+    (N, classes)).
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
-        ...                           torch.nn.Flatten(), torch.nn.Linear(4, 10))
+        >>> net = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3),
+        ...     torch.nn.AdaptiveAvgPool2d(1),
+        ...     torch.nn.Flatten(),
+        ...     torch.nn.Linear(4, 10),
+        ... )
         >>> result = maximise_class(net, [3, 7], size=16, steps=10)
         >>> bool(result.trace[-1].mean() > result.trace[0].mean())
         True
@@ -399,15 +499,34 @@ def maximise_class(
     def score(x: torch.Tensor) -> torch.Tensor:
         out = model(x)
         if not isinstance(out, torch.Tensor) or out.dim() != 2:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"maximise_class: the model must return (N, classes) logits, got {shape}")
+            shape = (
+                tuple(out.shape)
+                if isinstance(out, torch.Tensor)
+                else type(out).__name__
+            )
+            raise ValueError(
+                "maximise_class: the model must return (N, classes) logits, got"
+                f" {shape}"
+            )
         if max(targets) >= out.shape[1]:
-            raise ValueError(f"maximise_class: class {max(targets)} is out of range for a model with {out.shape[1]} outputs")
+            raise ValueError(
+                f"maximise_class: class {max(targets)} is out of range for a model with"
+                f" {out.shape[1]} outputs"
+            )
         return out[torch.arange(len(targets), device=out.device), index.to(out.device)]
 
     with model_guard(model) as handles:
         images, trace, objective = _ascend(
-            score, len(targets), hw, recipe=recipe, steps=steps, lr=lr,
-            in_channels=in_channels, seed=seed, device=_device(model),
+            score,
+            len(targets),
+            hw,
+            recipe=recipe,
+            steps=steps,
+            lr=lr,
+            in_channels=in_channels,
+            seed=seed,
+            device=_device(model),
         )
-    return FeatVis(images=images, trace=trace, objective=objective, targets=targets, recipe=recipe)
+    return FeatVis(
+        images=images, trace=trace, objective=objective, targets=targets, recipe=recipe
+    )

@@ -2,7 +2,9 @@
 
 Run after `make book` with `make check-site` (CI does). Every page of the table of contents is
 opened: every image must load, the mathematics must be typeset by MathJax, and every internal
-link must lead to an existing page and anchor. The search page must find "Grad-CAM". A screenshot
+link must lead to an existing page and anchor. On the chapter pages no code block (cell, listing,
+folded full source, output) is wider than the text column, which holds the package's 88
+characters. The search page must find "Grad-CAM". A screenshot
 of a method chapter is saved under `_build/site-screenshots/` as a build artefact.
 """
 from __future__ import annotations
@@ -140,6 +142,68 @@ def test_page_renders(site: str, browser, page: str) -> None:  # type: ignore[no
         elif parsed.fragment and target.suffix == ".html" and not _anchor_exists(target, parsed.fragment):
             broken_links.append(link)
     assert broken_links == [], f"internal links on {page} that lead nowhere: {sorted(set(broken_links))}"
+
+
+# Every code block of the article: cell inputs, listings, their folded full source, outputs.
+_WIDE_BLOCKS_JS = """
+document.querySelectorAll('.bd-article details').forEach(d => { d.open = true; });
+return Array.from(document.querySelectorAll('.bd-article pre'))
+  .filter(pre => pre.offsetParent !== null && pre.scrollWidth > pre.clientWidth + 1)
+  .map(pre => {
+    const lines = pre.innerText.split('\\n');
+    const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), '');
+    const where = pre.closest('.xaisurvey-listing') ? 'package listing'
+      : pre.closest('.cell_output') ? 'cell output'
+      : pre.closest('.cell_input') ? 'cell input'
+      : pre.closest('dl.py') ? 'API entry'
+      : (pre.closest('[class*="highlight-"]') || pre).className;
+    return [where, pre.scrollWidth, pre.clientWidth, longest.length, longest.slice(0, 90)];
+  });
+"""
+
+# How many characters of the code font fit in a code block of the article.
+_COLUMN_JS = """
+const pre = document.querySelector('.bd-article div.highlight pre');
+if (!pre) return null;
+const probe = document.createElement('span');
+probe.textContent = 'x'.repeat(100);
+pre.appendChild(probe);
+const perChar = probe.getBoundingClientRect().width / 100;
+probe.remove();
+const style = getComputedStyle(pre);
+const inner = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+return [Math.floor(inner / perChar), inner, perChar, style.fontSize];
+"""
+
+#: The package's line length (tests/test_line_length.py): a listing of that width must fit.
+PACKAGE_WIDTH = 88
+
+
+def _chapter_pages() -> list[str]:
+    return [page for page in toc_pages() if page.startswith("chapters/")]
+
+
+def test_the_column_holds_a_package_line(site: str, browser) -> None:  # type: ignore[no-untyped-def]
+    """The text column of a chapter holds 88 characters of code (the window of `browser`)."""
+    chosen = next(p for p in _chapter_pages() if "grad-cam" in p and "guided" not in p)
+    _open(browser, site + chosen)
+    columns, inner, per_char, font = browser.execute_script(_COLUMN_JS)
+    assert columns >= PACKAGE_WIDTH, (
+        f"a code block on {chosen} holds {columns} characters ({inner:.0f} px at "
+        f"{per_char:.2f} px per character, font {font}), fewer than the package's {PACKAGE_WIDTH}"
+    )
+
+
+@pytest.mark.parametrize("page", _chapter_pages())
+def test_code_blocks_fit_the_column(site: str, browser, page: str) -> None:  # type: ignore[no-untyped-def]
+    """No code block is wider than the text column (folded blocks opened): none scrolls sideways."""
+    _open(browser, site + page)
+    too_wide = browser.execute_script(_WIDE_BLOCKS_JS)
+    report = "\n".join(
+        f"  [{where}] {scroll}px in {client}px: longest line {length} characters: {line!r}"
+        for where, scroll, client, length, line in too_wide
+    )
+    assert too_wide == [], f"{page}: {len(too_wide)} code blocks wider than the column:\n{report}"
 
 
 def test_search_finds_grad_cam(site: str, browser) -> None:  # type: ignore[no-untyped-def]

@@ -1,21 +1,24 @@
-"""Attribution methods: which pixels (or feature-map positions) explain a network's output.
+"""Attribution methods: which pixels (or feature-map positions) explain a network's
+output.
 
-Every method is ``f(model, x, target, **options) -> torch.Tensor`` with ``x`` a float batch
-(N, C, H, W) and ``target`` an int, one int per image, or a callable on the model output.
-Map methods (the CAM family, VisualBackProp and the perturbation methods) return (N, H, W);
-input-space methods (gradients, Guided Backprop, Guided Grad-CAM, path and relevance methods)
-return (N, C, H, W) unless asked to reduce channels: each method's ``output`` in the registry says
-which. Nothing is normalised inside a method: see the helpers
-:func:`minmax`, :func:`max_abs` and :func:`reduce_channels`. The user's model is left exactly as
-it was. A model wrapped in ``nn.DataParallel`` or ``DistributedDataParallel`` is refused with a
-one-line ``TypeError`` (the replicas run where the methods' hooks and backward rules do not
+Every method is ``f(model, x, target, **options) ->
+torch.Tensor`` with ``x`` a float batch (N, C, H, W) and ``target`` an int, one int per
+image, or a callable on the model output. Map methods (the CAM family, VisualBackProp
+and the perturbation methods) return (N, H, W); input-space methods (gradients, Guided
+Backprop, Guided Grad-CAM, path and relevance methods) return (N, C, H, W) unless asked
+to reduce channels: each method's ``output`` in the registry says which. Nothing is
+normalised inside a method: see the helpers :func:`minmax`, :func:`max_abs` and
+:func:`reduce_channels`. The user's model is left exactly as it was. A model wrapped in
+``nn.DataParallel`` or ``DistributedDataParallel`` is refused with a one-line
+``TypeError`` (the replicas run where the methods' hooks and backward rules do not
 reach): pass ``model.module``.
 
 :mod:`xaisurvey.attribution.registry` describes every method (family, layer, class
-sensitivity, cost floor) and drives the command line, the benchmark, the evaluation and the
-shared contract tests; :func:`explain` runs any registered method by name and returns one map
-per image.
+sensitivity, cost floor) and drives the command line, the benchmark, the evaluation and
+the shared contract tests; :func:`explain` runs any registered method by name and
+returns one map per image.
 """
+
 from .ablation_cam import AblationCAMWarning, ablation_cam
 from .cam import cam
 from .grad_cam import grad_cam
@@ -26,7 +29,12 @@ from .lrp import lrp, relevance_by_layer
 from .kernel_shap import kernel_shap
 from .lime import lime
 from .gradient_x_input import gradient_x_input
-from .integrated_gradients import completeness_gap, integrated_gradients, path_baseline, path_rule
+from .integrated_gradients import (
+    completeness_gap,
+    integrated_gradients,
+    path_baseline,
+    path_rule,
+)
 from .expected_gradients import expected_gradients
 from .deeplift import DeepLiftWarning, deeplift
 from .hires_cam import hires_cam

@@ -1,13 +1,15 @@
-"""The base every class-activation-map method shares: one pass that captures a layer, and one map.
+"""The base every class-activation-map method shares: one pass that captures a layer,
+and one map.
 
-A CAM-family method is a *channel-weight rule*: given the layer's activations ``A`` (N, K, h, w),
-and, for gradient methods, the gradient ``dS/dA`` of the target score, it produces weights
-``w`` of shape (N, K) (one per channel) or (N, K, h, w) (one per position, LayerCAM and
-HiResCAM), and the map is ``ReLU(sum_k w_k * A^k)`` at layer resolution, then upsampled.
-:func:`layer_pass` runs the forward (and backward) pass once; :func:`weighted_map` turns the
-weights into the map. Grad-CAM, Guided Grad-CAM and the variants in the CAM-family chapter are
-written over these two functions.
+A CAM-family method is a *channel-weight rule*: given the layer's activations ``A``
+(N, K, h, w), and, for gradient methods, the gradient ``dS/dA`` of the target score, it
+produces weights ``w`` of shape (N, K) (one per channel) or (N, K, h, w) (one per
+position, LayerCAM and HiResCAM), and the map is ``ReLU(sum_k w_k * A^k)`` at layer
+resolution, then upsampled. :func:`layer_pass` runs the forward (and backward) pass
+once; :func:`weighted_map` turns the weights into the map. Grad-CAM, Guided Grad-CAM and
+the variants in the CAM-family chapter are written over these two functions.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +19,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._core import Target, capture_layer, check_channels, model_guard, select_scores, upsample_maps
+from ._core import (
+    Target,
+    capture_layer,
+    check_channels,
+    model_guard,
+    select_scores,
+    upsample_maps,
+)
 from .guided_backprop import relu_backward_rule
 
 __all__ = ["LayerPass", "layer_pass", "weighted_map"]
@@ -29,10 +38,12 @@ class LayerPass:
 
     Attributes:
         activation: the layer's output ``A``, (N, K, h, w).
-        gradient: ``dS/dA`` with the plain chain rule, (N, K, h, w), or ``None`` without gradients.
+        gradient: ``dS/dA`` with the plain chain rule, (N, K, h, w), or ``None`` without
+            gradients.
         output: the model's output, as the model returned it.
         scores: the target scores ``S`` (N,).
-        input_gradient: the gradient w.r.t. the input under ``input_rule`` (Guided Grad-CAM), or ``None``.
+        input_gradient: the gradient w.r.t. the input under ``input_rule``
+            (Guided Grad-CAM), or ``None``.
     """
 
     activation: torch.Tensor
@@ -63,25 +74,29 @@ def layer_pass(
     gradient: bool = True,
     input_rule: str | None = None,
 ) -> LayerPass:
-    """One forward pass capturing ``module``'s output and, with ``gradient``, one backward pass.
+    """One forward pass capturing ``module``'s output and, with ``gradient``, one
+    backward pass.
 
     Args:
         model, x, target: the checked model, input and target.
-        module, name: the layer (from ``resolve_layer``); it must run exactly once and output a
-            spatial map (N, K, h, w).
+        module, name: the layer (from ``resolve_layer``); it must run exactly once and
+            output a spatial map (N, K, h, w).
         method: the caller's name, for messages.
         gradient: compute ``dS/dA`` (a backward pass that stops at the layer).
-        input_rule: also compute the input gradient with this ReLU rule (``"guided"``): the
-            ReLUs after the layer backpropagate plainly for ``dS/dA`` and with the rule for the
-            input gradient (one backward when no ReLU runs after the layer, else a second
-            backward through the head only).
+        input_rule: also compute the input gradient with this ReLU rule (``"guided"``):
+            the ReLUs after the layer backpropagate plainly for ``dS/dA`` and with the
+            rule for the input gradient (one backward when no ReLU runs after the layer,
+            else a second backward through the head only).
 
     Raises:
-        ValueError: the layer did not run, ran twice or is not spatial; with ``gradient``, the
-            target score does not depend on the layer (no path in the graph, as opposed to a
-            zero gradient, which is a real answer and gives a zero map).
+        ValueError: the layer did not run, ran twice or is not spatial; with
+            ``gradient``, the target score does not depend on the layer (no path in the
+            graph, as opposed to a zero gradient, which is a real answer and gives a
+            zero map).
     """
-    with model_guard(model, needs_grad=gradient or input_rule is not None, method=method) as handles:
+    with model_guard(
+        model, needs_grad=gradient or input_rule is not None, method=method
+    ) as handles:
         check_channels(model, x.shape[1], handles, method=method)
         capture = capture_layer(module, name, handles)
         inputs = x.detach().requires_grad_(True) if input_rule is not None else x
@@ -99,24 +114,31 @@ def layer_pass(
         if gradient or input_rule is not None:
             if not scores.requires_grad:
                 raise ValueError(
-                    f"{method}: the target score does not depend on layer {name!r} (no path in the graph from "
-                    "the layer to the score); pick a layer that the score is computed from"
+                    f"{method}: the target score does not depend on layer {name!r} (no"
+                    " path in the graph from the layer to the score); pick a layer"
+                    " that the score is computed from"
                 )
             total = scores.sum()
             if input_rule is None:
                 (grad_a,) = torch.autograd.grad(total, activation, allow_unused=True)
-            elif state.downstream_relus == 0:  # nothing to switch: one backward gives both gradients
-                grad_x, grad_a = torch.autograd.grad(total, (inputs, activation), allow_unused=True)
+            # nothing to switch: one backward gives both gradients
+            elif state.downstream_relus == 0:
+                grad_x, grad_a = torch.autograd.grad(
+                    total, (inputs, activation), allow_unused=True
+                )
             else:
                 assert state.downstream is not None
                 state.downstream.rule = "gradient"
-                (grad_a,) = torch.autograd.grad(total, activation, retain_graph=True, allow_unused=True)
+                (grad_a,) = torch.autograd.grad(
+                    total, activation, retain_graph=True, allow_unused=True
+                )
                 state.downstream.rule = input_rule
                 (grad_x,) = torch.autograd.grad(total, inputs, allow_unused=True)
             if grad_a is None:
                 raise ValueError(
-                    f"{method}: the target score does not depend on layer {name!r} (no path in the graph from "
-                    "the layer to the score); pick a layer that the score is computed from"
+                    f"{method}: the target score does not depend on layer {name!r} (no"
+                    " path in the graph from the layer to the score); pick a layer"
+                    " that the score is computed from"
                 )
             if input_rule is not None and grad_x is None:
                 grad_x = torch.zeros_like(inputs)
@@ -138,7 +160,7 @@ def weighted_map(
     upsample: str | None,
     method: str,
 ) -> torch.Tensor:
-    """``up(ReLU(sum_k w_k A^k))``: (N, H, W) from A (N, K, h, w) and w (N, K) or (N, K, h, w)."""
+    """``up(ReLU(sum_k w_k A^k))``: (N, H, W) from A (N, K, h, w), w (N, K[, h, w])."""
     if weights.dim() == 2:
         maps = torch.einsum("nk,nkhw->nhw", weights.to(activation.dtype), activation)
     else:

@@ -1,4 +1,5 @@
 """Gradient x Input (Shrikumar et al., 2016; named by Ancona et al., 2018)."""
+
 from __future__ import annotations
 
 import torch
@@ -19,16 +20,16 @@ def gradient_x_input(
 ) -> torch.Tensor:
     """Gradient x Input: the input times the gradient of the score, element by element.
 
-    Paper: A. Shrikumar, P. Greenside, A. Shcherbina and A. Kundaje, "Not Just a Black Box:
-    Learning Important Features Through Propagating Activation Differences" (arXiv 1605.01713,
-    2016); analysed as "Gradient * Input" by M. Ancona, E. Ceolini, C. Oztireli and M. Gross,
-    "Towards better understanding of gradient-based attribution methods for Deep Neural
-    Networks" (ICLR 2018).
+    Paper: A. Shrikumar, P. Greenside, A. Shcherbina and A. Kundaje, "Not Just a Black
+    Box: Learning Important Features Through Propagating Activation Differences" (arXiv
+    1605.01713, 2016); analysed as "Gradient * Input" by M. Ancona, E. Ceolini, C.
+    Oztireli and M. Gross, "Towards better understanding of gradient-based attribution
+    methods for Deep Neural Networks" (ICLR 2018).
 
-    Formula: ``A_i(x) = x_i * dS_c(x) / dx_i``, the first-order Taylor term of the score around
-    the black image 0. For a linear model ``S(x) = w.x + b`` it is ``w_i x_i``, which equals
-    Integrated Gradients from the black baseline; for ReLU networks without biases it sums to
-    ``S(x)``. Same as captum's ``InputXGradient``.
+    Formula: ``A_i(x) = x_i * dS_c(x) / dx_i``, the first-order Taylor term of the score
+    around the black image 0. For a linear model ``S(x) = w.x + b`` it is ``w_i x_i``,
+    which equals Integrated Gradients from the black baseline; for ReLU networks without
+    biases it sums to ``S(x)``. Same as captum's ``InputXGradient``.
 
     Args:
         model: any ``nn.Module``; run in eval mode and left unchanged.
@@ -37,8 +38,8 @@ def gradient_x_input(
         reduce: ``None`` keeps (N, C, H, W); a ``reduce_channels`` name gives (N, H, W).
 
     Returns:
-        Signed attributions (N, C, H, W) (or (N, H, W) with ``reduce``), not normalised; a black
-        image gives zeros.
+        Signed attributions (N, C, H, W) (or (N, H, W) with ``reduce``), not normalised;
+        a black image gives zeros.
 
     Raises:
         ValueError: the target score does not depend on ``x`` at all (no graph path).

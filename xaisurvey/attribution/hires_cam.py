@@ -1,4 +1,5 @@
 """HiResCAM (Draelos and Carin, 2020)."""
+
 from __future__ import annotations
 
 import torch
@@ -25,7 +26,8 @@ def hires_cam(
     relu: bool = True,
     upsample: str | None = "bilinear",
 ) -> torch.Tensor:
-    """HiResCAM: the element-wise product of gradient and activation, summed over channels.
+    """HiResCAM: the element-wise product of gradient and activation, summed over
+    channels.
 
     Paper: R. L. Draelos and L. Carin, "Use HiResCAM instead of Grad-CAM for faithful
     explanations of convolutional neural networks" (arXiv:2011.08891, 2020).
@@ -34,14 +36,15 @@ def hires_cam(
 
         H_ij = ReLU( sum_k dS / dA^k_ij * A^k_ij )
 
-    Grad-CAM averages the gradient over positions before multiplying; HiResCAM does not. The
-    paper's argument: when the layer is followed by a flatten and one linear layer, ``S - b =
-    sum_kij dS/dA_kij A_kij``, so HiResCAM's map (without ReLU) sums exactly to the score minus
-    the bias and shows which positions the score used, whereas the averaged gradient can give
-    weight to positions whose own gradient is zero. On a global-average-pooling head the
-    gradient is constant per channel and HiResCAM equals Grad-CAM. ``relu=False`` returns the
-    signed sum (the paper's map; pytorch-grad-cam applies the ReLU). Cost: one forward pass and
-    one backward pass that stops at the layer.
+    Grad-CAM averages the gradient over positions before multiplying; HiResCAM does not.
+    The paper's argument: when the layer is followed by a flatten and one linear layer,
+    ``S - b = sum_kij dS/dA_kij A_kij``, so HiResCAM's map (without ReLU) sums exactly
+    to the score minus the bias and shows which positions the score used, whereas the
+    averaged gradient can give weight to positions whose own gradient is zero. On a
+    global-average-pooling head the gradient is constant per channel and HiResCAM equals
+    Grad-CAM. ``relu=False`` returns the signed sum (the paper's map; pytorch-grad-cam
+    applies the ReLU). Cost: one forward pass and one backward pass that stops at the
+    layer.
 
     Args:
         model: any ``nn.Module``; run in eval mode and left unchanged.
@@ -56,15 +59,27 @@ def hires_cam(
         (N, H, W) maps (or (N, h, w)), not normalised.
 
     Raises:
-        ValueError: an option is invalid, the layer is not spatial, runs more than once, or the
-            score does not depend on it.
+        ValueError: an option is invalid, the layer is not spatial, runs more than once,
+            or the score does not depend on it.
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-        ...                           torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 2))
+        >>> net = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 4, 3, padding=1),
+        ...     torch.nn.ReLU(),
+        ...     torch.nn.Flatten(),
+        ...     torch.nn.Linear(4 * 8 * 8, 2),
+        ... )
         >>> hires_cam(net, torch.rand(2, 3, 8, 8), target=0, layer="1").shape
         torch.Size([2, 8, 8])
     """
-    return gradient_cam(model, x, target, layer, hires_cam_weights, relu=relu, upsample=upsample,
-                        method="hires_cam")
+    return gradient_cam(
+        model,
+        x,
+        target,
+        layer,
+        hires_cam_weights,
+        relu=relu,
+        upsample=upsample,
+        method="hires_cam",
+    )

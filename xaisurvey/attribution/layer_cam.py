@@ -1,4 +1,5 @@
 """LayerCAM (Jiang, Zhang, Hou, Cheng and Wei, 2021)."""
+
 from __future__ import annotations
 
 import torch
@@ -27,18 +28,19 @@ def layer_cam(
 ) -> torch.Tensor:
     """LayerCAM: every position of every map weighted by its own positive gradient.
 
-    Paper: P.-T. Jiang, C.-B. Zhang, Q. Hou, M.-M. Cheng and Y. Wei, "LayerCAM: Exploring
-    Hierarchical Class Activation Maps for Localization" (IEEE Transactions on Image
-    Processing 30, 2021).
+    Paper: P.-T. Jiang, C.-B. Zhang, Q. Hou, M.-M. Cheng and Y. Wei, "LayerCAM:
+    Exploring Hierarchical Class Activation Maps for Localization" (IEEE Transactions on
+    Image Processing 30, 2021).
 
     Formula::
 
         H_ij = ReLU( sum_k ReLU(dS / dA^k_ij) * A^k_ij )
 
-    The weight is not averaged over positions, so shallow layers (whose gradients vary from
-    place to place) give fine-grained maps. The paper fuses the maps of several layers after
-    scaling shallow ones with ``tanh(2 H / max H)``; this function returns one layer's map (fuse
-    them yourself). Cost: one forward pass and one backward pass that stops at the layer.
+    The weight is not averaged over positions, so shallow layers (whose gradients vary
+    from place to place) give fine-grained maps. The paper fuses the maps of several
+    layers after scaling shallow ones with ``tanh(2 H / max H)``; this function returns
+    one layer's map (fuse them yourself). Cost: one forward pass and one backward pass
+    that stops at the layer.
 
     Args:
         model: any ``nn.Module``; run in eval mode and left unchanged.
@@ -46,15 +48,16 @@ def layer_cam(
         target: a class index, one index per image (list, tensor or NumPy array), or a
             callable ``output -> (N,)`` scores.
         layer: the module (or its dotted name) whose output (N, K, h, w) is used.
-        relu: apply the final ReLU (the paper; with non-negative activations it changes nothing).
+        relu: apply the final ReLU (the paper; with non-negative activations it changes
+            nothing).
         upsample: ``"bilinear"``, ``"nearest"`` or ``None`` (layer resolution).
 
     Returns:
         (N, H, W) maps (or (N, h, w)), not normalised.
 
     Raises:
-        ValueError: an option is invalid, the layer is not spatial, runs more than once, or the
-            score does not depend on it.
+        ValueError: an option is invalid, the layer is not spatial, runs more than once,
+            or the score does not depend on it.
 
     Example:
         >>> import torch
@@ -64,5 +67,13 @@ def layer_cam(
         >>> layer_cam(net, torch.rand(2, 3, 8, 8), target=0, layer="1").shape
         torch.Size([2, 8, 8])
     """
-    return gradient_cam(model, x, target, layer, layer_cam_weights, relu=relu, upsample=upsample,
-                        method="layer_cam")
+    return gradient_cam(
+        model,
+        x,
+        target,
+        layer,
+        layer_cam_weights,
+        relu=relu,
+        upsample=upsample,
+        method="layer_cam",
+    )

@@ -1,9 +1,10 @@
 """Normalisation and channel reduction for attribution maps.
 
-The methods return raw values; how a map is scaled for display or comparison is a separate,
-explicit choice made with these helpers. Every helper works per image (the first dimension) and
-maps a flat map (all values equal) to zeros, never to NaN.
+The methods return raw values; how a map is scaled for display or comparison is a
+separate, explicit choice made with these helpers. Every helper works per image (the
+first dimension) and maps a flat map (all values equal) to zeros, never to NaN.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,7 +18,10 @@ def _per_image(maps: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(maps, torch.Tensor) or not maps.is_floating_point():
         raise TypeError(f"{name}: maps must be a floating-point tensor")
     if maps.dim() < 2:
-        raise ValueError(f"{name}: maps must have a batch dimension, shape (N, ...), got {tuple(maps.shape)}")
+        raise ValueError(
+            f"{name}: maps must have a batch dimension, shape (N, ...), got"
+            f" {tuple(maps.shape)}"
+        )
     return maps.reshape(maps.shape[0], -1)
 
 
@@ -25,9 +29,10 @@ def minmax(maps: torch.Tensor, *, eps: float = 0.0) -> torch.Tensor:
     """Scale each map to [0, 1]: ``(m - min) / (max - min + eps)``, per image.
 
     Args:
-        maps: (N, ...) float tensor; every image is normalised over all its other dimensions.
-        eps: added to the denominator (pytorch-grad-cam uses 1e-7 and divides by ``max`` after
-            subtracting ``min``; pass it to reproduce that library exactly).
+        maps: (N, ...) float tensor; every image is normalised over all its other
+            dimensions.
+        eps: added to the denominator (pytorch-grad-cam uses 1e-7 and divides by ``max``
+            after subtracting ``min``; pass it to reproduce that library exactly).
 
     Returns:
         Tensor of the same shape; a flat map (max == min) becomes all zeros.
@@ -41,12 +46,17 @@ def minmax(maps: torch.Tensor, *, eps: float = 0.0) -> torch.Tensor:
     flat = _per_image(maps, "minmax")
     low = flat.min(dim=1, keepdim=True).values
     span = flat.max(dim=1, keepdim=True).values - low + eps
-    scaled = torch.where(span > 0, (flat - low) / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(flat))
+    scaled = torch.where(
+        span > 0,
+        (flat - low) / torch.where(span > 0, span, torch.ones_like(span)),
+        torch.zeros_like(flat),
+    )
     return scaled.reshape(maps.shape)
 
 
 def max_abs(maps: torch.Tensor) -> torch.Tensor:
-    """Divide each map by its largest absolute value, per image, keeping the sign (range [-1, 1]).
+    """Divide each map by its largest absolute value, per image, keeping the sign
+    (range [-1, 1]).
 
     An all-zero map stays all zeros.
 
@@ -58,7 +68,11 @@ def max_abs(maps: torch.Tensor) -> torch.Tensor:
     """
     flat = _per_image(maps, "max_abs")
     top = flat.abs().max(dim=1, keepdim=True).values
-    scaled = torch.where(top > 0, flat / torch.where(top > 0, top, torch.ones_like(top)), torch.zeros_like(flat))
+    scaled = torch.where(
+        top > 0,
+        flat / torch.where(top > 0, top, torch.ones_like(top)),
+        torch.zeros_like(flat),
+    )
     return scaled.reshape(maps.shape)
 
 
@@ -79,8 +93,14 @@ def reduce_channels(attributions: torch.Tensor, how: str = "max_abs") -> torch.T
         (3.0, 0.0)
     """
     if not isinstance(attributions, torch.Tensor) or attributions.dim() != 4:
-        shape = tuple(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
-        raise ValueError(f"reduce_channels: expected attributions of shape (N, C, H, W), got {shape}")
+        shape = (
+            tuple(attributions.shape)
+            if isinstance(attributions, torch.Tensor)
+            else type(attributions).__name__
+        )
+        raise ValueError(
+            f"reduce_channels: expected attributions of shape (N, C, H, W), got {shape}"
+        )
     if how == "max_abs":
         return attributions.abs().amax(dim=1)
     if how == "sum":
@@ -91,4 +111,6 @@ def reduce_channels(attributions: torch.Tensor, how: str = "max_abs") -> torch.T
         return attributions.mean(dim=1)
     if how == "l2":
         return attributions.pow(2).sum(dim=1).sqrt()
-    raise ValueError(f"reduce_channels: how must be one of {', '.join(_REDUCTIONS)}, got {how!r}")
+    raise ValueError(
+        f"reduce_channels: how must be one of {', '.join(_REDUCTIONS)}, got {how!r}"
+    )

@@ -8,14 +8,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._core import TargetLike, as_target, check_input, check_positive_int, warn_zero_maps
+from ._core import (
+    TargetLike,
+    as_target,
+    check_input,
+    check_positive_int,
+    warn_zero_maps,
+)
 from ._perturb import check_baseline, check_fraction, check_seed, masked_scores
 
 __all__ = ["rise", "rise_masks"]
 
 
 class _MaskSource:
-    """The N masks of one call, drawn once (grid cells and shifts) and rendered on demand."""
+    """The N masks of one call, drawn once (grid cells and shifts) and rendered on
+    demand."""
 
     def __init__(
         self,
@@ -32,9 +39,9 @@ class _MaskSource:
         self.cell = (math.ceil(h / grid), math.ceil(w / grid))
         self.up = ((grid + 1) * self.cell[0], (grid + 1) * self.cell[1])
         self.size = size
-        self.grids = (torch.rand((samples, 1, grid, grid), generator=generator) < probability).to(
-            dtype
-        )
+        self.grids = (
+            torch.rand((samples, 1, grid, grid), generator=generator) < probability
+        ).to(dtype)
         self.shift_y = torch.randint(0, self.cell[0], (samples,), generator=generator)
         self.shift_x = torch.randint(0, self.cell[1], (samples,), generator=generator)
         self.grids = self.grids.to(device)
@@ -79,12 +86,18 @@ def rise_masks(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """The ``samples`` RISE masks :func:`rise` uses with the same options, (samples, H, W).
+    """The ``samples`` RISE masks :func:`rise` uses with the same options,
+    (samples, H, W).
 
-    For inspection and tests; :func:`rise` renders them chunk by chunk instead of holding them.
+    For inspection and tests; :func:`rise` renders them chunk by chunk instead of
+    holding them.
     """
-    samples, grid, probability, seed = _check(samples, grid, probability, seed, "rise_masks")
-    source = _MaskSource(samples, grid, probability, tuple(size), seed, dtype, torch.device(device))
+    samples, grid, probability, seed = _check(
+        samples, grid, probability, seed, "rise_masks"
+    )
+    source = _MaskSource(
+        samples, grid, probability, tuple(size), seed, dtype, torch.device(device)
+    )
     return source.render(torch.arange(samples))[:, 0]
 
 
@@ -102,43 +115,48 @@ def rise(
 ) -> torch.Tensor:
     """RISE: the score-weighted average of random masks.
 
-    Paper: V. Petsiuk, A. Das and K. Saenko, "RISE: Randomized input sampling for explanation of
-    black-box models", BMVC 2018.
+    Paper: V. Petsiuk, A. Das and K. Saenko, "RISE: Randomized input sampling for
+    explanation of black-box models", BMVC 2018.
 
-    Masks (the paper's section 3.2): ``samples`` binary grids of ``grid x grid`` cells, each cell
-    1 with probability ``p``; each grid is upsampled bilinearly to ``(grid + 1) * cell`` pixels
-    with ``cell = ceil(H / grid)`` (and likewise for W) and cropped to H x W at a random shift in
-    ``[0, cell)`` on each axis, giving smooth masks ``M_i`` in [0, 1]. The masked image is
-    ``b + M_i * (x - b)`` (the paper's ``x * M_i``: baseline 0).
+    Masks (the paper's section 3.2): ``samples`` binary grids of ``grid x grid`` cells,
+    each cell 1 with probability ``p``; each grid is upsampled bilinearly to
+    ``(grid + 1) * cell`` pixels with ``cell = ceil(H / grid)`` (and likewise for W) and
+    cropped to H x W at a random shift in ``[0, cell)`` on each axis, giving smooth
+    masks ``M_i`` in [0, 1]. The masked image is ``b + M_i * (x - b)`` (the paper's
+    ``x * M_i``: baseline 0).
 
-    Formula: ``S(p) = 1 / (N * p) * sum_i S_c(b + M_i * (x - b)) * M_i(p)``, the Monte Carlo
-    estimate of ``E[S_c(x * M) | M(p) = 1]`` (the paper's equation 6).
+    Formula: ``S(p) = 1 / (N * p) * sum_i S_c(b + M_i * (x - b)) *
+    M_i(p)``, the Monte Carlo estimate of ``E[S_c(x * M) | M(p) = 1]`` (the paper's
+    equation 6).
 
-    Conventions: bilinear upsampling is ``F.interpolate(mode="bilinear", align_corners=False)``
-    (pixel centres, edge values repeated); the paper's code uses scikit-image's ``resize(order=1,
-    mode="reflect")``, which differs only in the outermost half cell of the upsampled grid, i.e.
-    inside the cropped-away margin for most shifts. The same masks are used for every image of
-    the batch (a fixed ``seed`` gives the same masks whatever N and ``batch_size``).
+    Conventions: bilinear upsampling is ``F.interpolate(mode="bilinear",
+    align_corners=False)`` (pixel centres, edge values repeated); the paper's code uses
+    scikit-image's ``resize(order=1, mode="reflect")``, which differs only in the
+    outermost half cell of the upsampled grid, i.e. inside the cropped-away margin for
+    most shifts. The same masks are used for every image of the batch (a fixed ``seed``
+    gives the same masks whatever N and ``batch_size``).
 
     Args:
         model, x, target: as in :func:`~xaisurvey.attribution.occlusion`.
         samples: number of masks N (the paper uses 4000 for ResNet-50, 8000 for VGG16).
         grid: cells per side s of the low-resolution grid (the paper: 7).
         probability: probability p that a cell is kept (the paper: 0.5).
-        baseline: what a masked pixel becomes (0, black, in the paper), a number or a tensor
-            broadcasting to (N, C, H, W).
-        batch_size: masked copies per forward pass; it bounds the extra memory (the masks of
-            one chunk are rendered when needed, never all N).
+        baseline: what a masked pixel becomes (0, black, in the paper), a number or a
+            tensor broadcasting to (N, C, H, W).
+        batch_size: masked copies per forward pass; it bounds the extra memory (the
+            masks of one chunk are rendered when needed, never all N).
         seed: seed of the ``torch.Generator`` that draws the grids and shifts.
 
     Returns:
-        The maps, (N, H, W), on the model's device and dtype; they cost ``samples`` forward
-        passes per image.
+        The maps, (N, H, W), on the model's device and dtype; they cost ``samples``
+        forward passes per image.
 
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        >>> net = nn.Sequential(
+        ...     nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        ... )
         >>> rise(net, torch.rand(2, 3, 16, 16), target=0, samples=8, grid=4).shape
         torch.Size([2, 16, 16])
     """
@@ -149,7 +167,8 @@ def rise(
     n, _, h, w = x.shape
     if grid > min(h, w):
         raise ValueError(
-            f"{method}: grid must be at most the image's smaller side {min(h, w)}, got {grid}"
+            f"{method}: grid must be at most the image's smaller side {min(h, w)}, got"
+            f" {grid}"
         )
     base = check_baseline(baseline, x, method)
     target_ = as_target(target, n, method=method)
@@ -157,7 +176,10 @@ def rise(
     total = torch.zeros((n, h * w), dtype=x.dtype, device=x.device)
 
     def accumulate(
-        images: torch.Tensor, _copies: torch.Tensor, masks: torch.Tensor, scores: torch.Tensor
+        images: torch.Tensor,
+        _copies: torch.Tensor,
+        masks: torch.Tensor,
+        scores: torch.Tensor,
     ) -> None:
         total.index_add_(0, images, scores[:, None] * masks.reshape(len(images), -1))
 
@@ -172,5 +194,8 @@ def rise(
         method=method,
         on_chunk=accumulate,
     )
-    return warn_zero_maps((total / (samples * probability)).view(n, h, w), method=method,
-                          why="the target score was zero under every mask")
+    return warn_zero_maps(
+        (total / (samples * probability)).view(n, h, w),
+        method=method,
+        why="the target score was zero under every mask",
+    )

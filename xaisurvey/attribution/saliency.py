@@ -1,4 +1,5 @@
 """Gradient saliency (Simonyan, Vedaldi and Zisserman, 2013)."""
+
 from __future__ import annotations
 
 import torch
@@ -18,7 +19,8 @@ def saliency(
     absolute: bool = True,
     reduce: str | None = None,
 ) -> torch.Tensor:
-    """Gradient saliency: how much each input pixel changes the target score, to first order.
+    """Gradient saliency: how much each input pixel changes the target score, to first
+    order.
 
     Paper: K. Simonyan, A. Vedaldi, A. Zisserman, "Deep Inside Convolutional Networks:
     Visualising Image Classification Models and Saliency Maps" (2013).
@@ -27,13 +29,14 @@ def saliency(
     ``M_ij = max_c |w_{c,i,j}|`` (``absolute=True, reduce="max_abs"``).
 
     Args:
-        model: any ``nn.Module`` mapping (N, C, H, W) to (N, K) (or to anything a callable
-            target reduces to one score per image). It is run in eval mode and left unchanged.
+        model: any ``nn.Module`` mapping (N, C, H, W) to (N, K) (or to anything a
+            callable target reduces to one score per image). It is run in eval mode and
+            left unchanged.
         x: float images (N, C, H, W); the model carries its own normalisation.
         target: class index for all images, one index per image, or a callable
             ``output -> (N,)`` scores.
-        absolute: return ``|gradient|`` (the paper, captum's ``Saliency`` default) or the signed
-            gradient (``False``).
+        absolute: return ``|gradient|`` (the paper, captum's ``Saliency`` default) or
+            the signed gradient (``False``).
         reduce: ``None`` keeps the channels, (N, C, H, W); a reduction name from
             :func:`xaisurvey.attribution.reduce_channels` (``"max_abs"`` is the
             paper's) returns (N, H, W).
@@ -48,13 +51,19 @@ def saliency(
 
     Example:
         >>> import torch
-        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        >>> net = torch.nn.Sequential(
+        ...     torch.nn.Conv2d(3, 2, 3),
+        ...     torch.nn.AdaptiveAvgPool2d(1),
+        ...     torch.nn.Flatten(),
+        ... )
         >>> saliency(net, torch.rand(4, 3, 8, 8), target=1, reduce="max_abs").shape
         torch.Size([4, 8, 8])
     """
     x = check_input(x, model, method="saliency")
     check_bool(absolute, "absolute", "saliency")
-    grad = input_gradient(model, x, as_target(target, x.shape[0], method="saliency"), method="saliency")
+    grad = input_gradient(
+        model, x, as_target(target, x.shape[0], method="saliency"), method="saliency"
+    )
     if absolute:
         grad = grad.abs()
     return grad if reduce is None else reduce_channels(grad, reduce)

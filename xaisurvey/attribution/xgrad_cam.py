@@ -1,4 +1,5 @@
 """XGrad-CAM (Fu, Hu, Dong, Guo, Gao and Li, 2020)."""
+
 from __future__ import annotations
 
 import torch
@@ -11,7 +12,7 @@ __all__ = ["xgrad_cam", "xgrad_cam_weights"]
 
 
 def xgrad_cam_weights(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
-    """XGrad-CAM's weights (N, K): ``sum_ij (A_ij / sum_ab A_ab) dS/dA_ij`` (0 if sum A = 0)."""
+    """XGrad-CAM's weights (N, K): ``sum_ij A_ij dS/dA_ij / sum_ab A_ab``; 0 if A=0."""
     numerator = (activation * gradient).sum(dim=(2, 3))
     return safe_divide(numerator, activation.sum(dim=(2, 3)))
 
@@ -27,20 +28,21 @@ def xgrad_cam(
 ) -> torch.Tensor:
     """XGrad-CAM: gradients averaged with the activation as weight, from two axioms.
 
-    Paper: R. Fu, Q. Hu, X. Dong, Y. Guo, Y. Gao and B. Li, "Axiom-based Grad-CAM: Towards
-    Accurate Visualization and Explanation of CNNs" (BMVC 2020).
+    Paper: R. Fu, Q. Hu, X. Dong, Y. Guo, Y. Gao and B. Li, "Axiom-based Grad-CAM:
+    Towards Accurate Visualization and Explanation of CNNs" (BMVC 2020).
 
     Formula::
 
         w_k = sum_ij ( A^k_ij / sum_ab A^k_ab ) * dS / dA^k_ij
         H   = ReLU( sum_k w_k A^k )
 
-    The weights are the ones that satisfy the paper's *sensitivity* and *conservation* axioms
-    as closely as possible: for a layer after which the score is linear and homogeneous
-    (``S = sum_kij dS/dA_kij A_kij``, no bias), ``sum_ij H_ij`` before the ReLU equals ``S``.
-    On a global-average-pooling + linear head the weights equal Grad-CAM's. A channel whose
-    activations sum to zero gets weight 0 (the peers add 1e-7 or 1e-8 to the denominator).
-    Cost: one forward pass and one backward pass that stops at the layer.
+    The weights are the ones that satisfy the paper's *sensitivity* and *conservation*
+    axioms as closely as possible: for a layer after which the score is linear and
+    homogeneous (``S = sum_kij dS/dA_kij A_kij``, no bias), ``sum_ij H_ij`` before the
+    ReLU equals ``S``. On a global-average-pooling + linear head the weights equal
+    Grad-CAM's. A channel whose activations sum to zero gets weight 0 (the peers add
+    1e-7 or 1e-8 to the denominator). Cost: one forward pass and one backward pass that
+    stops at the layer.
 
     Args:
         model: any ``nn.Module``; run in eval mode and left unchanged.
@@ -55,8 +57,8 @@ def xgrad_cam(
         (N, H, W) maps (or (N, h, w)), not normalised.
 
     Raises:
-        ValueError: an option is invalid, the layer is not spatial, runs more than once, or the
-            score does not depend on it.
+        ValueError: an option is invalid, the layer is not spatial, runs more than once,
+            or the score does not depend on it.
 
     Example:
         >>> import torch
@@ -66,5 +68,13 @@ def xgrad_cam(
         >>> xgrad_cam(net, torch.rand(2, 3, 8, 8), target=1, layer="1").shape
         torch.Size([2, 8, 8])
     """
-    return gradient_cam(model, x, target, layer, xgrad_cam_weights, relu=relu, upsample=upsample,
-                        method="xgrad_cam")
+    return gradient_cam(
+        model,
+        x,
+        target,
+        layer,
+        xgrad_cam_weights,
+        relu=relu,
+        upsample=upsample,
+        method="xgrad_cam",
+    )

@@ -1,9 +1,11 @@
 """MNIST and Fashion-MNIST: small grey 28x28 images, 10 classes.
 
-Offline we have the 10,000 MNIST *test* images (the training images are not in the data copy), so
-:func:`mnist` splits them into our own training and held-out parts with a seeded permutation;
-and 900 real Fashion-MNIST images (90 per class) tiled in the data set's sprite PNG.
+Offline we have the 10,000 MNIST *test* images (the training images are not in the data
+copy), so :func:`mnist` splits them into our own training and held-out parts with a
+seeded permutation; and 900 real Fashion-MNIST images (90 per class) tiled in the data
+set's sprite PNG.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -17,24 +19,45 @@ from torch import Tensor
 from .paths import fetch
 from .sets import ImageSet
 
-__all__ = ["mnist", "fashion_mnist", "split_indices", "MNIST_CLASSES", "FASHION_MNIST_CLASSES"]
+__all__ = [
+    "mnist",
+    "fashion_mnist",
+    "split_indices",
+    "MNIST_CLASSES",
+    "FASHION_MNIST_CLASSES",
+]
 
 Split = Literal["train", "test", "all"]
 
 MNIST_CLASSES = [str(d) for d in range(10)]
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def split_indices(n: int, test_size: int, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """A seeded random split of ``range(n)``: ``(train, test)`` index tensors, each sorted.
+    """A seeded random split of ``range(n)``: ``(train, test)`` index tensors, each
+    sorted.
 
-    The same ``(n, test_size, seed)`` always gives the same split; the parts are disjoint and
-    together cover ``range(n)``.
+    The same ``(n, test_size, seed)`` always gives the same split; the parts are
+    disjoint and together cover ``range(n)``.
 
     Example:
         >>> train, test = split_indices(10, 3)
-        >>> len(train), len(test), sorted(train.tolist() + test.tolist()) == list(range(10))
+        >>> (
+        ...     len(train),
+        ...     len(test),
+        ...     sorted(train.tolist() + test.tolist()) == list(range(10)),
+        ... )
         (7, 3, True)
     """
     if not 0 <= test_size <= n:
@@ -44,13 +67,16 @@ def split_indices(n: int, test_size: int, seed: int = 0) -> tuple[Tensor, Tensor
 
 
 def _read_idx(relpath: str) -> np.ndarray:
-    # IDX format: magic (2 zero bytes, dtype code 0x08 = uint8, number of dims), big-endian dims, data.
+    # IDX format: magic (2 zero bytes, dtype code 0x08 = uint8, number of dims),
+    # big-endian dims, data.
     with gzip.open(fetch(relpath), "rb") as f:
         raw = f.read()
     if raw[:3] != b"\x00\x00\x08":
         raise ValueError(f"{relpath} is not an IDX file of unsigned bytes")
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(
+        int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
+    )
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -66,17 +92,19 @@ def _split(full: ImageSet, split: Split, test_size: int, seed: int) -> ImageSet:
 
 
 def mnist(split: Split = "train", *, test_size: int = 2000, seed: int = 0) -> ImageSet:
-    """MNIST digits from the 10,000 official test images, split into our own train and test parts.
+    """MNIST digits from the 10,000 official test images, split into our own train and
+    test parts.
 
     Args:
-        split: ``"train"`` (10,000 - ``test_size`` images), ``"test"`` (``test_size`` images) or
-            ``"all"`` (all 10,000, in file order).
+        split: ``"train"`` (10,000 - ``test_size`` images), ``"test"`` (``test_size``
+            images) or ``"all"`` (all 10,000, in file order).
         test_size: how many images are held out.
-        seed: the seed of the permutation that splits them (the split is the same on every machine).
+        seed: the seed of the permutation that splits them (the split is the same on
+            every machine).
 
     Returns:
-        An :class:`ImageSet`: images float32 (N, 1, 28, 28) in [0, 1] (white digit on black), labels
-        0-9, ``ids`` the index in the official test file.
+        An :class:`ImageSet`: images float32 (N, 1, 28, 28) in [0, 1] (white digit on
+        black), labels 0-9, ``ids`` the index in the official test file.
 
     Example:
         >>> train, test = mnist("train"), mnist("test")
@@ -95,13 +123,16 @@ def mnist(split: Split = "train", *, test_size: int = 2000, seed: int = 0) -> Im
     return _split(full, split, test_size, seed)
 
 
-def fashion_mnist(split: Split = "all", *, test_size: int = 180, seed: int = 0) -> ImageSet:
+def fashion_mnist(
+    split: Split = "all", *, test_size: int = 180, seed: int = 0
+) -> ImageSet:
     """The 900 Fashion-MNIST images (90 per class) of the data set's sprite.
 
     The sprite is an 840x840 grid of 30x30 tiles, three rows per class in label order.
 
     Args:
-        split: ``"all"`` (900), or a seeded ``"train"`` / ``"test"`` split like :func:`mnist`'s.
+        split: ``"all"`` (900), or a seeded ``"train"`` / ``"test"`` split like
+            :func:`mnist`'s.
         test_size: how many images are held out by the split.
         seed: the split's seed.
 

@@ -1,8 +1,10 @@
 """The containers the real-data loaders return, and the image reader they share.
 
-Conventions: images are float32 tensors in [0, 1], shape (N, C, H, W) (C = 1 for grey digits,
-3 for photos); labels are int64, shape (N,); ``classes[label]`` is the label's name.
+Conventions: images are float32 tensors in [0, 1], shape (N, C, H, W) (C = 1 for grey
+digits, 3 for photos); labels are int64, shape (N,); ``classes[label]`` is the label's
+name.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,11 +25,13 @@ __all__ = ["ImageSet", "FileImageSet", "SegmentationSet", "read_image"]
 def read_image(path: Path | str, mode: str = "RGB") -> Tensor:
     """Read an image file as a float32 tensor in [0, 1], shape (C, H, W).
 
-    ``mode`` is a PIL mode: ``"RGB"`` (grey images are replicated to 3 channels) or ``"L"``.
+    ``mode`` is a PIL mode: ``"RGB"`` (grey images are replicated to 3 channels) or
+    ``"L"``.
     """
     if not isinstance(path, (str, Path)):
         raise TypeError(
-            f"read_image: path must be a str or a pathlib.Path, got {type(path).__name__}"
+            "read_image: path must be a str or a pathlib.Path, got"
+            f" {type(path).__name__}"
         )
     with Image.open(path) as img:
         array = np.asarray(img.convert(mode), dtype=np.uint8)
@@ -52,12 +56,12 @@ class ImageSet(Dataset):
         name: the data set's name.
         images: float32 in [0, 1], shape (N, C, H, W).
         labels: int64, shape (N,).
-        classes: the class names; ``classes[label]`` names a label (for Imagenette the 1000
-            ImageNet names, since its labels are ImageNet indices).
-        ids: a stable identifier per image (its file path in the data directory, or its index in
-            the source file).
-        label_values: the labels the set can hold, in class order (Imagenette: its 10 ImageNet
-            indices; elsewhere ``range(len(classes))``).
+        classes: the class names; ``classes[label]`` names a label (for Imagenette the
+            1000 ImageNet names, since its labels are ImageNet indices).
+        ids: a stable identifier per image (its file path in the data directory, or its
+            index in the source file).
+        label_values: the labels the set can hold, in class order (Imagenette: its 10
+            ImageNet indices; elsewhere ``range(len(classes))``).
     """
 
     name: str
@@ -68,10 +72,15 @@ class ImageSet(Dataset):
     label_values: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.images.ndim != 4 or self.labels.shape != (self.images.shape[0],) or len(self.ids) != len(self.labels):
+        if (
+            self.images.ndim != 4
+            or self.labels.shape != (self.images.shape[0],)
+            or len(self.ids) != len(self.labels)
+        ):
             raise ValueError(
-                f"{self.name}: images (N, C, H, W), labels (N,) and ids (N) must agree, got "
-                f"{tuple(self.images.shape)}, {tuple(self.labels.shape)}, {len(self.ids)}"
+                f"{self.name}: images (N, C, H, W), labels (N,) and ids (N) must agree,"
+                f" got {tuple(self.images.shape)}, {tuple(self.labels.shape)},"
+                f" {len(self.ids)}"
             )
         if not self.label_values:
             self.label_values = list(range(len(self.classes)))
@@ -85,20 +94,31 @@ class ImageSet(Dataset):
     def subset(self, indices: Sequence[int] | Tensor) -> "ImageSet":
         """The images at ``indices`` (in that order), as a new set."""
         idx = _check_indices(indices, len(self))
-        return ImageSet(self.name, self.images[idx], self.labels[idx], self.classes,
-                        [self.ids[i] for i in idx], list(self.label_values))
+        return ImageSet(
+            self.name,
+            self.images[idx],
+            self.labels[idx],
+            self.classes,
+            [self.ids[i] for i in idx],
+            list(self.label_values),
+        )
 
     def __repr__(self) -> str:
-        return f"ImageSet({self.name!r}, {len(self)} images {tuple(self.images.shape[1:])}, {len(self.label_values)} classes)"
+        return (
+            f"ImageSet({self.name!r}, {len(self)} images"
+            f" {tuple(self.images.shape[1:])}, {len(self.label_values)} classes)"
+        )
 
 
 @dataclass(eq=False)
 class FileImageSet(Dataset):
-    """A labelled image set read from files on demand (for sets too large to hold in memory).
+    """A labelled image set read from files on demand (for sets too large to hold in
+    memory).
 
-    ``set[i]`` fetches and decodes one file: ``(image (3, H, W) in [0, 1], label)``. Wrap it in a
-    ``torch.utils.data.DataLoader`` to iterate in batches, or call ``load()`` for an
-    :class:`ImageSet`. Attributes as in :class:`ImageSet`; ``ids`` are paths in the data directory.
+    ``set[i]`` fetches and decodes one file: ``(image (3, H, W) in [0, 1], label)``.
+    Wrap it in a ``torch.utils.data.DataLoader`` to iterate in batches, or call
+    ``load()`` for an :class:`ImageSet`. Attributes as in :class:`ImageSet`; ``ids`` are
+    paths in the data directory.
     """
 
     name: str
@@ -114,25 +134,43 @@ class FileImageSet(Dataset):
         return read_image(fetch(self.ids[index])), int(self.labels[index])
 
     def load(self) -> ImageSet:
-        """Read every image into memory (0.6 MB per 224x224 image); missing files are fetched first."""
+        """Read every image into memory (0.6 MB per 224x224 image); missing files are
+        fetched first."""
         paths = fetch_many(self.ids)
-        images = torch.stack([read_image(p) for p in paths]) if paths else torch.empty(0, 3, 0, 0)
-        return ImageSet(self.name, images, self.labels.clone(), self.classes, list(self.ids), list(self.label_values))
+        images = (
+            torch.stack([read_image(p) for p in paths])
+            if paths
+            else torch.empty(0, 3, 0, 0)
+        )
+        return ImageSet(
+            self.name,
+            images,
+            self.labels.clone(),
+            self.classes,
+            list(self.ids),
+            list(self.label_values),
+        )
 
     def __repr__(self) -> str:
-        return f"FileImageSet({self.name!r}, {len(self)} files, {len(self.label_values)} classes)"
+        return (
+            f"FileImageSet({self.name!r}, {len(self)} files, {len(self.label_values)}"
+            " classes)"
+        )
 
 
 @dataclass(eq=False)
 class SegmentationSet(Dataset):
-    """Images with a category per pixel; ``set[i]`` is ``(image (3, H, W), mask (H, W))``.
+    """Images with a category per pixel; ``set[i]`` is
+    ``(image (3, H, W), mask (H, W))``.
 
     Attributes:
         name: the data set's name.
         images: float32 in [0, 1], shape (N, 3, H, W).
-        masks: int64 category indices, shape (N, H, W); ``categories[mask[y, x]]`` names a pixel.
+        masks: int64 category indices, shape (N, H, W); ``categories[mask[y, x]]`` names
+            a pixel.
         categories: the category names.
-        palette: uint8 RGB colour per category, shape (len(categories), 3), for drawing masks.
+        palette: uint8 RGB colour per category, shape (len(categories), 3), for drawing
+            masks.
         ids: the image files' paths in the data directory.
     """
 
@@ -154,4 +192,7 @@ class SegmentationSet(Dataset):
         return self.palette[mask].permute(2, 0, 1).float() / 255.0
 
     def __repr__(self) -> str:
-        return f"SegmentationSet({self.name!r}, {len(self)} images {tuple(self.images.shape[1:])}, {len(self.categories)} categories)"
+        return (
+            f"SegmentationSet({self.name!r}, {len(self)} images"
+            f" {tuple(self.images.shape[1:])}, {len(self.categories)} categories)"
+        )

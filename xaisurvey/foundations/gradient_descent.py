@@ -1,11 +1,12 @@
 """Gradient descent on a function of a few variables, with the whole trajectory kept.
 
-The update rule is ``x_{t+1} = x_t - lr * grad f(x_t)`` (Cauchy's method; see Goodfellow, Bengio
-and Courville, *Deep Learning*, 2016, section 4.3). For a quadratic ``f(x) = 0.5 x^T A x`` with
-symmetric positive definite ``A`` the iteration converges exactly when
-``lr < 2 / lambda_max(A)``; :func:`quadratic_critical_lr` computes that threshold so that a chapter
-can pick learning rates on both sides of it.
+The update rule is ``x_{t+1} = x_t - lr * grad f(x_t)`` (Cauchy's method; see
+Goodfellow, Bengio and Courville, *Deep Learning*, 2016, section 4.3). For a quadratic
+``f(x) = 0.5 x^T A x`` with symmetric positive definite ``A`` the iteration converges
+exactly when ``lr < 2 / lambda_max(A)``; :func:`quadratic_critical_lr` computes that
+threshold so that a chapter can pick learning rates on both sides of it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,10 +22,13 @@ class GDResult:
     """The outcome of :func:`gradient_descent`.
 
     Attributes:
-        path: iterates, shape (steps + 1, d); row 0 is the starting point. Rows after a divergence
-            (a non-finite iterate) are ``inf``/``nan`` as computed, never silently clipped.
-        values: ``f`` at each iterate, shape (steps + 1,) (``nan`` where ``f`` was not given).
-        diverged: True when an iterate became non-finite or ``f`` grew past ``divergence_bound``.
+        path: iterates, shape (steps + 1, d); row 0 is the starting point. Rows after a
+            divergence (a non-finite iterate) are ``inf``/``nan`` as computed, never
+            silently clipped.
+        values: ``f`` at each iterate, shape (steps + 1,) (``nan`` where ``f`` was not
+            given).
+        diverged: True when an iterate became non-finite or ``f`` grew past
+            ``divergence_bound``.
     """
 
     path: np.ndarray
@@ -48,8 +52,9 @@ def gradient_descent(
         lr: the learning rate (step size) ``eta > 0``.
         steps: the number of updates (>= 0).
         f: the objective, only used to record ``values`` and to detect divergence.
-        divergence_bound: ``|f|`` (or ``|x|`` when ``f`` is None) above which the run counts as
-            diverged; the iteration then stops and the remaining rows repeat the last iterate.
+        divergence_bound: ``|f|`` (or ``|x|`` when ``f`` is None) above which the run
+            counts as diverged; the iteration then stops and the remaining rows repeat
+            the last iterate.
 
     Returns:
         A :class:`GDResult` with the full path.
@@ -94,7 +99,8 @@ def gradient_descent(
 
 @dataclass
 class Quadratic:
-    """The quadratic bowl ``f(x) = 0.5 (x - c)^T A (x - c)`` with its exact gradient ``A (x - c)``.
+    """The quadratic bowl ``f(x) = 0.5 (x - c)^T A (x - c)`` with its exact gradient
+    ``A (x - c)``.
 
     Attributes:
         A: symmetric positive definite matrix, shape (d, d).
@@ -115,7 +121,9 @@ class Quadratic:
         self.center = np.asarray(self.center, dtype=float)
         d = self.center.size
         if self.A.shape != (d, d):
-            raise ValueError(f"A must have shape ({d}, {d}) to match center, got {self.A.shape}")
+            raise ValueError(
+                f"A must have shape ({d}, {d}) to match center, got {self.A.shape}"
+            )
         if not np.allclose(self.A, self.A.T):
             raise ValueError("A must be symmetric")
 
@@ -129,10 +137,12 @@ class Quadratic:
 
 
 def quadratic_critical_lr(A: np.ndarray) -> float:
-    """The learning rate ``2 / lambda_max(A)`` above which gradient descent on ``0.5 x^T A x`` diverges.
+    """The learning rate ``2 / lambda_max(A)`` above which gradient descent on
+    ``0.5 x^T A x`` diverges.
 
-    Along the eigenvector of ``lambda_max`` the error is multiplied by ``1 - lr * lambda_max`` per
-    step, whose magnitude exceeds 1 exactly when ``lr > 2 / lambda_max``.
+    Along the eigenvector of ``lambda_max`` the error is multiplied by
+    ``1 - lr * lambda_max`` per step, whose magnitude exceeds 1 exactly when
+    ``lr > 2 / lambda_max``.
 
     Example:
         >>> import numpy as np

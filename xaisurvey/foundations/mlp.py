@@ -1,4 +1,5 @@
-"""A multilayer perceptron written from scratch in NumPy: forward pass, backpropagation, training.
+"""A multilayer perceptron written from scratch in NumPy: forward pass, backpropagation,
+training.
 
 Network (layers ``l = 1..L``, inputs as rows)::
 
@@ -7,11 +8,12 @@ Network (layers ``l = 1..L``, inputs as rows)::
     a_l = h(z_l)  for l < L      h = tanh, sigmoid or relu
     p   = sigmoid(z_L)           d_L = 1: the probability of class 1
 
-Loss: the mean binary cross-entropy ``-mean(y log p + (1 - y) log(1 - p))``, computed from the
-logits ``z_L`` as ``mean(softplus(z_L) - y z_L)`` so that it never takes ``log(0)``.
+Loss: the mean binary cross-entropy ``-mean(y log p + (1 - y) log(1 - p))``, computed
+from the logits ``z_L`` as ``mean(softplus(z_L) - y z_L)`` so that it never takes
+``log(0)``.
 
-Backpropagation (Rumelhart, Hinton and Williams, 1986) applies the chain rule layer by layer,
-from the output back to the input::
+Backpropagation (Rumelhart, Hinton and Williams, 1986) applies the chain rule layer by
+layer, from the output back to the input::
 
     delta_L = (p - y) / n                      dLoss/dz_L
     dW_l    = a_{l-1}^T delta_l,   db_l = sum_rows(delta_l)
@@ -19,6 +21,7 @@ from the output back to the input::
 
 The module also holds the hand-built XOR network of two perceptrons.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -42,8 +45,15 @@ __all__ = [
     "hand_built_xor",
 ]
 
-_ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
-    # name: (h(z), h'(z) given z and h(z)); the derivative reuses h(z) where that is cheaper
+_ACTIVATIONS: dict[
+    str,
+    tuple[
+        Callable[[np.ndarray], np.ndarray],
+        Callable[[np.ndarray, np.ndarray], np.ndarray],
+    ],
+] = {
+    # name: (h(z), h'(z) given z and h(z)); the derivative reuses h(z) where that is
+    # cheaper
     "tanh": (np.tanh, lambda z, a: 1.0 - a**2),
     "sigmoid": (lambda z: 1.0 / (1.0 + np.exp(-z)), lambda z, a: a * (1.0 - a)),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(float)),
@@ -72,16 +82,28 @@ class MLP:
 
     def __post_init__(self) -> None:
         if self.hidden not in _ACTIVATIONS:
-            raise ValueError(f"hidden must be one of {sorted(_ACTIVATIONS)}, got {self.hidden!r}")
+            raise ValueError(
+                f"hidden must be one of {sorted(_ACTIVATIONS)}, got {self.hidden!r}"
+            )
         if len(self.weights) != len(self.biases) or not self.weights:
-            raise ValueError("weights and biases must be non-empty lists of the same length")
+            raise ValueError(
+                "weights and biases must be non-empty lists of the same length"
+            )
         for l, (W, b) in enumerate(zip(self.weights, self.biases)):
             if W.ndim != 2 or b.shape != (W.shape[1],):
-                raise ValueError(f"layer {l}: W must be (d_in, d_out) and b (d_out,), got {W.shape} and {b.shape}")
+                raise ValueError(
+                    f"layer {l}: W must be (d_in, d_out) and b (d_out,), got {W.shape}"
+                    f" and {b.shape}"
+                )
             if l and W.shape[0] != self.weights[l - 1].shape[1]:
-                raise ValueError(f"layer {l} expects {W.shape[0]} inputs but layer {l - 1} gives {self.weights[l - 1].shape[1]}")
+                raise ValueError(
+                    f"layer {l} expects {W.shape[0]} inputs but layer {l - 1} gives"
+                    f" {self.weights[l - 1].shape[1]}"
+                )
         if self.weights[-1].shape[1] != 1:
-            raise ValueError("the last layer must have one output (the logit of class 1)")
+            raise ValueError(
+                "the last layer must have one output (the logit of class 1)"
+            )
 
     @property
     def sizes(self) -> list[int]:
@@ -90,7 +112,11 @@ class MLP:
 
     def copy(self) -> "MLP":
         """A deep copy (training never modifies the network it was given)."""
-        return MLP([W.copy() for W in self.weights], [b.copy() for b in self.biases], self.hidden)
+        return MLP(
+            [W.copy() for W in self.weights],
+            [b.copy() for b in self.biases],
+            self.hidden,
+        )
 
     def num_parameters(self) -> int:
         """Total number of weights and biases."""
@@ -98,7 +124,8 @@ class MLP:
 
 
 def init_mlp(sizes: Sequence[int], seed: int = 0, hidden: str = "tanh") -> MLP:
-    """A randomly initialised :class:`MLP` with layer widths ``sizes`` (last one must be 1).
+    """A randomly initialised :class:`MLP` with layer widths ``sizes`` (last one must be
+    1).
 
     Weights are drawn from ``N(0, 1 / d_in)`` (LeCun/Xavier-style scaling keeps the
     pre-activations of order one); biases start at zero.
@@ -109,9 +136,14 @@ def init_mlp(sizes: Sequence[int], seed: int = 0, hidden: str = "tanh") -> MLP:
         ([2, 4, 1], 17)
     """
     if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
-        raise ValueError(f"sizes must list at least two positive widths, got {list(sizes)}")
+        raise ValueError(
+            f"sizes must list at least two positive widths, got {list(sizes)}"
+        )
     rng = np.random.default_rng(seed)
-    weights = [rng.normal(0.0, 1.0 / np.sqrt(m), size=(m, n)) for m, n in zip(sizes[:-1], sizes[1:])]
+    weights = [
+        rng.normal(0.0, 1.0 / np.sqrt(m), size=(m, n))
+        for m, n in zip(sizes[:-1], sizes[1:])
+    ]
     biases = [np.zeros(n) for n in sizes[1:]]
     return MLP(weights, biases, hidden)
 
@@ -126,16 +158,22 @@ def _check_inputs(mlp: MLP, X: np.ndarray) -> np.ndarray:
 def _check_targets(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=float).reshape(-1)
     if y.shape != (X.shape[0],):
-        raise ValueError(f"y must have {X.shape[0]} entries (one per row of X), got {y.size}")
+        raise ValueError(
+            f"y must have {X.shape[0]} entries (one per row of X), got {y.size}"
+        )
     if ((y < 0) | (y > 1)).any():
         raise ValueError("y must lie in [0, 1] (class-1 labels or probabilities)")
     return y
 
 
-def mlp_forward(mlp: MLP, X: np.ndarray) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
-    """Forward pass. Returns ``p`` (shape (n,)) and the cache ``{"a": [a_0..a_{L-1}], "z": [z_1..z_L]}``.
+def mlp_forward(
+    mlp: MLP, X: np.ndarray
+) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
+    """Forward pass. Returns ``p`` (shape (n,)) and the cache
+    ``{"a": [a_0..a_{L-1}], "z": [z_1..z_L]}``.
 
-    The cache keeps every layer's input and pre-activation: the backward pass needs them.
+    The cache keeps every layer's input and pre-activation: the backward pass needs
+    them.
 
     Example:
         >>> net = init_mlp([2, 3, 1], seed=0)
@@ -160,7 +198,8 @@ def mlp_predict_proba(mlp: MLP, X: np.ndarray) -> np.ndarray:
 
 
 def mlp_loss(mlp: MLP, X: np.ndarray, y: np.ndarray) -> float:
-    """Mean binary cross-entropy of the network on ``(X, y)``, from the logits (never ``log 0``).
+    """Mean binary cross-entropy of the network on ``(X, y)``, from the logits
+    (never ``log 0``).
 
     Example:
         >>> net = init_mlp([2, 1], seed=0)
@@ -175,8 +214,10 @@ def mlp_loss(mlp: MLP, X: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(softplus - y * zL))
 
 
-def mlp_backward(mlp: MLP, X: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Gradients of :func:`mlp_loss` w.r.t. every weight and bias, by backpropagation.
+def mlp_backward(
+    mlp: MLP, X: np.ndarray, y: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Gradients of :func:`mlp_loss` for every weight and bias, by backpropagation.
 
     Returns:
         ``(dW, db)``: lists shaped like ``mlp.weights`` and ``mlp.biases``.
@@ -207,10 +248,12 @@ def mlp_backward(mlp: MLP, X: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarra
 def finite_difference_gradients(
     mlp: MLP, X: np.ndarray, y: np.ndarray, eps: float = 1e-6
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Central finite differences ``(L(theta + eps) - L(theta - eps)) / (2 eps)`` for every parameter.
+    """Central finite differences ``(L(theta + eps) - L(theta - eps)) / (2 eps)`` for
+    every parameter.
 
-    Slow (two forward passes per parameter): for checking :func:`mlp_backward` on small networks.
-    The error of the central difference is of order ``eps^2`` for smooth activations.
+    Slow (two forward passes per parameter): for checking :func:`mlp_backward` on small
+    networks. The error of the central difference is of order ``eps^2`` for smooth
+    activations.
     """
     net = mlp.copy()
     out = []
@@ -231,11 +274,15 @@ def finite_difference_gradients(
     return out[0], out[1]
 
 
-def autograd_gradients(mlp: MLP, X: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The same gradients computed by ``torch.autograd`` in float64, as an independent reference.
+def autograd_gradients(
+    mlp: MLP, X: np.ndarray, y: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The same gradients computed by ``torch.autograd`` in float64, as an independent
+    reference.
 
     The network is rebuilt from ``torch`` operations (``nn.functional`` activations and
-    ``binary_cross_entropy_with_logits``), so it shares no code with :func:`mlp_backward`.
+    ``binary_cross_entropy_with_logits``), so it shares no code with
+    :func:`mlp_backward`.
     """
     import torch
     import torch.nn.functional as F
@@ -250,21 +297,27 @@ def autograd_gradients(mlp: MLP, X: np.ndarray, y: np.ndarray) -> tuple[list[np.
         a = a @ W + b
         if l < len(Ws) - 1:
             a = act(a)
-    loss = F.binary_cross_entropy_with_logits(a[:, 0], torch.tensor(y, dtype=torch.float64))
+    loss = F.binary_cross_entropy_with_logits(
+        a[:, 0], torch.tensor(y, dtype=torch.float64)
+    )
     loss.backward()
     return [W.grad.numpy() for W in Ws], [b.grad.numpy() for b in bs]
 
 
 @dataclass
 class TrainHistory:
-    """Loss and accuracy (threshold 0.5) after every epoch of :func:`train_mlp`, epoch 0 = before training."""
+    """Loss and accuracy (threshold 0.5) after every epoch of :func:`train_mlp`, epoch 0
+    = before training."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
 
 
-def train_mlp(mlp: MLP, X: np.ndarray, y: np.ndarray, lr: float = 0.5, epochs: int = 1000) -> tuple[MLP, TrainHistory]:
-    """Full-batch gradient descent on the cross-entropy: ``theta <- theta - lr * dLoss/dtheta``.
+def train_mlp(
+    mlp: MLP, X: np.ndarray, y: np.ndarray, lr: float = 0.5, epochs: int = 1000
+) -> tuple[MLP, TrainHistory]:
+    """Full-batch gradient descent on the cross-entropy:
+    ``theta <- theta - lr * dLoss/dtheta``.
 
     Args:
         mlp: the starting network; it is not modified (training works on a copy).
@@ -278,7 +331,13 @@ def train_mlp(mlp: MLP, X: np.ndarray, y: np.ndarray, lr: float = 0.5, epochs: i
 
     Example:
         >>> from xaisurvey.foundations import XOR_INPUTS, XOR_TARGETS
-        >>> net, hist = train_mlp(init_mlp([2, 4, 1], seed=0), XOR_INPUTS, XOR_TARGETS, lr=1.0, epochs=2000)
+        >>> net, hist = train_mlp(
+        ...     init_mlp([2, 4, 1], seed=0),
+        ...     XOR_INPUTS,
+        ...     XOR_TARGETS,
+        ...     lr=1.0,
+        ...     epochs=2000,
+        ... )
         >>> hist.accuracy[-1]
         1.0
     """
@@ -290,7 +349,8 @@ def train_mlp(mlp: MLP, X: np.ndarray, y: np.ndarray, lr: float = 0.5, epochs: i
     history = TrainHistory()
 
     def record() -> None:
-        # one forward pass for both numbers: the loss from the logits, the accuracy from their sign
+        # one forward pass for both numbers: the loss from the logits, the accuracy from
+        # their sign
         zL = mlp_forward(net, X)[1]["z"][-1][:, 0]
         softplus = np.maximum(zL, 0.0) + np.log1p(np.exp(-np.abs(zL)))
         history.loss.append(float(np.mean(softplus - y * zL)))
@@ -307,7 +367,7 @@ def train_mlp(mlp: MLP, X: np.ndarray, y: np.ndarray, lr: float = 0.5, epochs: i
 
 
 def hand_built_xor(X: np.ndarray) -> dict[str, np.ndarray]:
-    """The XOR network of two perceptrons and a third that combines them, with fixed weights.
+    """XOR from two perceptrons and a third that combines them, with fixed weights.
 
     ``f1 = step(-x1 - x2 + 1.5)`` (NAND: below the upper line),
     ``f2 = step(x1 + x2 - 0.5)`` (OR: above the lower line),

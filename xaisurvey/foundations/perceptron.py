@@ -1,21 +1,32 @@
-"""Rosenblatt's perceptron in NumPy: the step-function neuron and its error-driven learning rule.
+"""Rosenblatt's perceptron in NumPy: the step-function neuron and its error-driven
+learning rule.
 
-Model (Rosenblatt, 1958): ``f(x) = step(w . x + b)`` with ``step(z) = 1 if z >= 0 else 0``.
-Learning rule, applied to one sample ``(x, y)`` at a time with learning rate ``eta``::
+Model (Rosenblatt, 1958): ``f(x) = step(w . x + b)`` with
+``step(z) = 1 if z >= 0 else 0``. Learning rule, applied to one sample ``(x, y)`` at a
+time with learning rate ``eta``::
 
     w <- w + eta * (y - f(x)) * x
     b <- b + eta * (y - f(x))
 
-The weights only move when the sample is misclassified. On linearly separable data the rule stops
-after finitely many mistakes (Novikoff's theorem); on XOR it never stops (Minsky and Papert, 1969).
+The weights only move when the sample is misclassified. On linearly separable data the
+rule stops after finitely many mistakes (Novikoff's theorem); on XOR it never stops
+(Minsky and Papert, 1969).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["step", "perceptron_predict", "PerceptronResult", "train_perceptron", "XOR_INPUTS", "XOR_TARGETS"]
+__all__ = [
+    "step",
+    "perceptron_predict",
+    "PerceptronResult",
+    "train_perceptron",
+    "XOR_INPUTS",
+    "XOR_TARGETS",
+]
 
 #: The four binary inputs in truth-table order (0,0), (0,1), (1,0), (1,1), shape (4, 2).
 XOR_INPUTS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
@@ -24,7 +35,8 @@ XOR_TARGETS = np.array([0.0, 1.0, 1.0, 0.0])
 
 
 def step(z: np.ndarray) -> np.ndarray:
-    """The Heaviside step used by the perceptron: 1 where ``z >= 0``, else 0 (float array, same shape).
+    """The Heaviside step used by the perceptron: 1 where ``z >= 0``, else 0 (float
+    array, same shape).
 
     Example:
         >>> step(np.array([-0.5, 0.0, 2.0])).tolist()
@@ -34,7 +46,8 @@ def step(z: np.ndarray) -> np.ndarray:
 
 
 def perceptron_predict(w: np.ndarray, b: float, X: np.ndarray) -> np.ndarray:
-    """Outputs ``step(X @ w + b)`` of a perceptron, shape (n,), for inputs ``X`` of shape (n, d).
+    """Outputs ``step(X @ w + b)`` of a perceptron, shape (n,), for inputs ``X`` of
+    shape (n, d).
 
     Example:
         >>> perceptron_predict(np.array([1.0, 1.0]), -1.5, XOR_INPUTS).tolist()  # AND
@@ -54,8 +67,10 @@ class PerceptronResult:
     Attributes:
         w: final weights, shape (d,).
         b: final bias.
-        mistakes_per_epoch: number of misclassified samples met during each epoch (the updates).
-        converged: True when an epoch passed with no mistake (the data are then separated).
+        mistakes_per_epoch: number of misclassified samples met during each epoch
+            (the updates).
+        converged: True when an epoch passed with no mistake (the data are then
+            separated).
         history: (w, b) after each epoch, for plotting how the boundary moves.
     """
 
@@ -74,22 +89,24 @@ def train_perceptron(
     w0: np.ndarray | None = None,
     b0: float = 0.0,
 ) -> PerceptronResult:
-    """Train a perceptron with Rosenblatt's rule, one sample at a time, in the given order.
+    """Rosenblatt's perceptron rule, one sample at a time, in the given order.
 
     Args:
         X: inputs, shape (n, d).
         y: labels in {0, 1}, shape (n,).
         lr: learning rate ``eta > 0``.
-        epochs: maximum number of passes over the data; training stops early after an epoch
-            without mistakes.
+        epochs: maximum number of passes over the data; training stops early after an
+            epoch without mistakes.
         w0: initial weights, shape (d,) (zeros when None).
         b0: initial bias.
 
     Returns:
-        A :class:`PerceptronResult`. ``converged`` is False when every epoch had a mistake.
+        A :class:`PerceptronResult`. ``converged`` is False when every epoch had a
+        mistake.
 
     Example:
-        >>> r = train_perceptron(XOR_INPUTS, np.array([0.0, 0.0, 0.0, 1.0]))  # AND is separable
+        >>> # AND is separable
+        >>> r = train_perceptron(XOR_INPUTS, np.array([0.0, 0.0, 0.0, 1.0]))
         >>> r.converged, perceptron_predict(r.w, r.b, XOR_INPUTS).tolist()
         (True, [0.0, 0.0, 0.0, 1.0])
     """
@@ -123,4 +140,6 @@ def train_perceptron(
         if count == 0:
             converged = True
             break
-    return PerceptronResult(w=w, b=b, mistakes_per_epoch=mistakes, converged=converged, history=history)
+    return PerceptronResult(
+        w=w, b=b, mistakes_per_epoch=mistakes, converged=converged, history=history
+    )

@@ -1,9 +1,12 @@
-"""Max and average pooling in NumPy, as ``torch.nn.functional.max_pool2d`` / ``avg_pool2d`` compute them.
+"""Max and average pooling in NumPy, as ``torch.nn.functional.max_pool2d`` /
+``avg_pool2d`` compute them.
 
-A pooling layer slides a ``size x size`` window with stride ``s`` over every channel separately
-and replaces the window by one number: its maximum or its mean. It has no parameters. The output
-size follows the convolution formula ``floor((n - size) / s) + 1`` (no padding here).
+A pooling layer slides a ``size x size`` window with stride ``s`` over every channel
+separately and replaces the window by one number: its maximum or its mean. It has no
+parameters. The output size follows the convolution formula
+``floor((n - size) / s) + 1`` (no padding here).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -16,13 +19,20 @@ from .convolution import conv_output_size
 __all__ = ["pool2d", "max_pool2d", "avg_pool2d"]
 
 
-def pool2d(x: np.ndarray, size: int, stride: int | None = None, op: Literal["max", "avg"] = "max") -> np.ndarray:
-    """Pool the last two axes of ``x`` (shape (..., H, W)) with a ``size x size`` window.
+def pool2d(
+    x: np.ndarray,
+    size: int,
+    stride: int | None = None,
+    op: Literal["max", "avg"] = "max",
+) -> np.ndarray:
+    """Pool the last two axes of ``x`` (..., H, W) with a ``size x size`` window.
 
     Args:
-        x: feature maps, shape (..., H, W); leading axes (batch, channels) are pooled separately.
+        x: feature maps, shape (..., H, W); leading axes (batch, channels) are pooled
+            separately.
         size: window side.
-        stride: step between windows; ``None`` means ``size`` (non-overlapping windows, PyTorch's default).
+        stride: step between windows; ``None`` means ``size`` (non-overlapping windows,
+            PyTorch's default).
         op: ``"max"`` or ``"avg"``.
 
     Returns:
@@ -41,7 +51,9 @@ def pool2d(x: np.ndarray, size: int, stride: int | None = None, op: Literal["max
     stride = size if stride is None else stride
     h_out = conv_output_size(x.shape[-2], size, 0, stride)
     w_out = conv_output_size(x.shape[-1], size, 0, stride)
-    windows = sliding_window_view(x, (size, size), axis=(-2, -1))[..., ::stride, ::stride, :, :]
+    windows = sliding_window_view(x, (size, size), axis=(-2, -1))[
+        ..., ::stride, ::stride, :, :
+    ]
     windows = windows[..., :h_out, :w_out, :, :]
     return windows.max(axis=(-2, -1)) if op == "max" else windows.mean(axis=(-2, -1))
 

@@ -1,14 +1,17 @@
-"""ResNets for CIFAR-10 (He et al. 2016, section 4.2), with option-A (zero-padding) shortcuts.
+"""ResNets for CIFAR-10 (He et al. 2016, section 4.2), with option-A (zero-padding)
+shortcuts.
 
-``resnet(depth)`` has depth = 6n + 2 layers: a 3x3 convolution to 16 maps, three stages of n basic
-blocks with 16, 32 and 64 maps (the second and third halve the resolution), global average pooling
-and a linear layer to 10 classes. ResNet-20 has n = 3 (269,722 parameters), ResNet-56 n = 9.
-A block is ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``; where the shape changes, the
-option-A shortcut subsamples x by 2 and pads the new channels with zeros (no parameters).
-Layer names follow the pretrained checkpoints (``conv1``, ``bn1``, ``layer1..3``, ``linear``).
-Inputs are (N, 3, 32, 32) in [0, 1]; the model normalises them with the ImageNet mean and std, as
-the checkpoints were trained.
+``resnet(depth)`` has depth = 6n + 2 layers: a 3x3 convolution to 16 maps, three stages
+of n basic blocks with 16, 32 and 64 maps (the second and third halve the resolution),
+global average pooling and a linear layer to 10 classes. ResNet-20 has n = 3 (269,722
+parameters), ResNet-56 n = 9. A block is ``relu(bn2(conv2(relu(bn1(conv1(x))))) +
+shortcut(x))``; where the shape changes, the option-A shortcut subsamples x by 2 and
+pads the new channels with zeros (no parameters). Layer names follow the pretrained
+checkpoints (``conv1``, ``bn1``, ``layer1..3``, ``linear``). Inputs are (N, 3, 32, 32)
+in [0, 1]; the model normalises them with the ImageNet mean and std, as the checkpoints
+were trained.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,7 +24,8 @@ __all__ = ["CifarResNet", "BasicBlock", "resnet"]
 
 
 class _PadShortcut(nn.Module):
-    """Option A: take every second pixel and zero-pad the channels (from ``inp`` to ``out``)."""
+    """Option A: take every second pixel and zero-pad the channels (from ``inp`` to
+    ``out``)."""
 
     def __init__(self, inp: int, out: int) -> None:
         super().__init__()
@@ -42,7 +46,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out)
         self.relu1 = nn.ReLU()
         self.relu2 = nn.ReLU()  # separate modules so hooks can tell them apart
-        self.shortcut: nn.Module = _PadShortcut(inp, out) if stride != 1 or inp != out else nn.Identity()
+        self.shortcut: nn.Module = (
+            _PadShortcut(inp, out) if stride != 1 or inp != out else nn.Identity()
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.relu1(self.bn1(self.conv1(x)))
@@ -50,7 +56,8 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """A CIFAR ResNet with ``blocks_per_stage`` = n basic blocks per stage (depth 6n + 2).
+    """A CIFAR ResNet with ``blocks_per_stage`` = n basic blocks per stage
+    (depth 6n + 2).
 
     Example:
         >>> net = CifarResNet(3).eval()
@@ -76,7 +83,10 @@ class CifarResNet(nn.Module):
 
     @staticmethod
     def _stage(inp: int, out: int, blocks: int, stride: int) -> nn.Sequential:
-        return nn.Sequential(BasicBlock(inp, out, stride), *[BasicBlock(out, out) for _ in range(blocks - 1)])
+        return nn.Sequential(
+            BasicBlock(inp, out, stride),
+            *[BasicBlock(out, out) for _ in range(blocks - 1)],
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(self.bn1(self.conv1(self.normalize(x))))
@@ -87,5 +97,7 @@ class CifarResNet(nn.Module):
 def resnet(depth: int, num_classes: int = 10) -> CifarResNet:
     """The CIFAR ResNet of the given depth (20, 32, 44, 56, 110, ...: 6n + 2)."""
     if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, ...), got {depth}")
+        raise ValueError(
+            f"a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, ...), got {depth}"
+        )
     return CifarResNet((depth - 2) // 6, num_classes)
