@@ -327,8 +327,8 @@ def _names(ops: list[_Op]) -> str:
 def _detour(
     ops: list[_Op], start: tuple[int, int], end: tuple[int, int]
 ) -> _Op | None:
-    """The first op without a transposed form on a sequence of ops (sizes connecting) that
-    leads from a ``start``-sized map to an ``end``-sized one, or None if there is none."""
+    """The first op without a transposed form on a sequence of ops (sizes connecting)
+    that leads from a ``start``-sized map to an ``end``-sized one, or None."""
     first_blocked: list[_Op | None] = []
     reached: list[bool] = []
     for i, op in enumerate(ops):
@@ -392,8 +392,8 @@ def _chain(
                 count += best[i][1]
     where = f"from the {start} map of {start_name!r} to the {end} map of {end_name!r}"
     if top == 0:
-        # No op carries the map, which is right only if nothing between the two maps leads
-        # from one to the other: a size change without a transposed form and back (an
+        # No op carries the map, which is right only if nothing between the two maps
+        # leads from one to the other: a size change without a transposed form and back (an
         # upsampling, then a strided convolution) would otherwise be skipped silently.
         blocked = _detour(ops, start, end)
         if blocked is not None:
