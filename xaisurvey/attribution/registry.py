@@ -191,7 +191,7 @@ _TABLE: list[MethodSpec] = [
         name="rise", function=rise, family="perturbation", needs_layer=False, class_sensitive=True,
         floor="n_forward", output="map", paper="Petsiuk, Das and Saenko (2018)",
         defaults={"samples": 4000, "grid": 7, "probability": 0.5}, quick={"samples": 8, "grid": 2},
-        evaluation={"samples": 64, "grid": 7, "probability": 0.5},
+        evaluation={"samples": 32, "grid": 7, "probability": 0.5},
         passes=lambda o: int(o.get("samples", 4000)),
     ),
     MethodSpec(
