@@ -1,9 +1,12 @@
-"""Evaluating explanations: similarity of maps, sanity checks and their repairs, faithfulness (deletion,
-insertion, ROAD), localisation, robustness, complexity, GradSUM; ``battery`` runs them all.
+"""Evaluating explanations: similarity of maps, sanity checks and their repairs,
+faithfulness (deletion, insertion, ROAD), localisation, robustness, complexity, GradSUM;
+``battery`` runs them all.
 
-Every metric takes plain tensors or an ``explain(model, x, target)`` callable, so it works with
-any attribution method of :mod:`xaisurvey.attribution` (or any other) and with any ``nn.Module``.
+Every metric takes plain tensors or an ``explain(model, x, target)`` callable, so it
+works with any attribution method of :mod:`xaisurvey.attribution` (or any other) and
+with any ``nn.Module``.
 """
+
 from .baselines import BASELINES, centre_map, random_map, sobel_map
 from .complexity import discrete_entropy, gini
 from .faithfulness import (
@@ -19,7 +22,12 @@ from .faithfulness import (
 from .gradsum import GradSum, GradSumProfile, category_masks, gradsum, gradsum_profile
 from .localisation import relevance_mass_accuracy, relevance_rank_accuracy
 from .pointing import PointingResult, pointing_game, pointing_hit
-from .randomisation import efficient_mprt, fully_randomized, parameter_noise_map, smooth_mprt
+from .randomisation import (
+    efficient_mprt,
+    fully_randomized,
+    parameter_noise_map,
+    smooth_mprt,
+)
 from .road import NEIGHBOUR_WEIGHTS, RoadResult, noisy_linear_imputation, road_curves
 from .robustness import fragility, input_invariance, shift_absorbed_model
 from .sanity import (
@@ -36,16 +44,53 @@ from .sanity import (
 from .similarity import normalize_map, rank, spearman, ssim, top_k_intersection
 
 __all__ = [
-    "BASELINES", "centre_map", "random_map", "sobel_map", "discrete_entropy", "gini",
-    "relevance_mass_accuracy", "relevance_rank_accuracy",
-    "efficient_mprt", "fully_randomized", "parameter_noise_map", "smooth_mprt",
-    "NEIGHBOUR_WEIGHTS", "RoadResult", "noisy_linear_imputation", "road_curves",
-    "fragility", "input_invariance", "shift_absorbed_model",
-    "Curve", "area_under_curve", "centre_attribution", "deletion_curve", "insertion_curve",
-    "make_substrate", "pixel_order", "random_attribution",
-    "GradSum", "GradSumProfile", "category_masks", "gradsum", "gradsum_profile",
-    "PointingResult", "pointing_game", "pointing_hit",
-    "Explainer", "SanityResult", "cascading_randomization", "independent_randomization",
-    "map_similarity", "parameter_layers", "randomize_layers", "sanity_check", "shuffled_labels",
-    "normalize_map", "rank", "spearman", "ssim", "top_k_intersection",
+    "BASELINES",
+    "centre_map",
+    "random_map",
+    "sobel_map",
+    "discrete_entropy",
+    "gini",
+    "relevance_mass_accuracy",
+    "relevance_rank_accuracy",
+    "efficient_mprt",
+    "fully_randomized",
+    "parameter_noise_map",
+    "smooth_mprt",
+    "NEIGHBOUR_WEIGHTS",
+    "RoadResult",
+    "noisy_linear_imputation",
+    "road_curves",
+    "fragility",
+    "input_invariance",
+    "shift_absorbed_model",
+    "Curve",
+    "area_under_curve",
+    "centre_attribution",
+    "deletion_curve",
+    "insertion_curve",
+    "make_substrate",
+    "pixel_order",
+    "random_attribution",
+    "GradSum",
+    "GradSumProfile",
+    "category_masks",
+    "gradsum",
+    "gradsum_profile",
+    "PointingResult",
+    "pointing_game",
+    "pointing_hit",
+    "Explainer",
+    "SanityResult",
+    "cascading_randomization",
+    "independent_randomization",
+    "map_similarity",
+    "parameter_layers",
+    "randomize_layers",
+    "sanity_check",
+    "shuffled_labels",
+    "normalize_map",
+    "rank",
+    "spearman",
+    "ssim",
+    "top_k_intersection",
 ]

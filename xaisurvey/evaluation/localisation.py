@@ -1,15 +1,18 @@
-"""Localisation against ground-truth masks: relevance mass and relevance rank accuracy (Arras et al. 2022).
+"""Localisation against ground-truth masks: relevance mass and relevance rank accuracy
+(Arras et al. 2022).
 
-The pointing game (:func:`~xaisurvey.evaluation.pointing_game`) looks at one pixel; CLEVR-XAI
-(Arras, Osman and Samek 2022) scores the whole map:
+The pointing game (:func:`~xaisurvey.evaluation.pointing_game`) looks at one pixel;
+CLEVR-XAI (Arras, Osman and Samek 2022) scores the whole map:
 
-* **relevance mass accuracy**: the share of the positive relevance that falls inside the mask,
-  ``sum_{p in GT} R+_p / sum_p R+_p`` (R+ = max(R, 0)); 0 for a map without positive relevance;
+* **relevance mass accuracy**: the share of the positive relevance that falls inside the
+  mask, ``sum_{p in GT} R+_p / sum_p R+_p`` (R+ = max(R, 0)); 0 for a map without
+  positive relevance;
 * **relevance rank accuracy**: with K the number of mask pixels, the fraction of the K
   highest-relevance pixels that lie inside the mask (ties broken by row-major index).
 
 A uniformly random map scores about |GT| / (H W) on both.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,13 +20,17 @@ import torch
 __all__ = ["relevance_mass_accuracy", "relevance_rank_accuracy"]
 
 
-def _pair(attribution: torch.Tensor, mask: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _pair(
+    attribution: torch.Tensor, mask: torch.Tensor, what: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     a = attribution.detach()
     if a.dim() == 3:
         a = a.sum(0)
     if a.dim() != 2 or mask.shape != a.shape:
-        raise ValueError(f"{what}: expected an (H, W) map and mask of the same shape, got "
-                         f"{tuple(attribution.shape)} and {tuple(mask.shape)}")
+        raise ValueError(
+            f"{what}: expected an (H, W) map and mask of the same shape, got "
+            f"{tuple(attribution.shape)} and {tuple(mask.shape)}"
+        )
     if not torch.isfinite(a).all():
         raise ValueError(f"{what}: the map contains NaN or infinite values")
     m = mask.bool()
@@ -47,7 +54,8 @@ def relevance_mass_accuracy(attribution: torch.Tensor, mask: torch.Tensor) -> fl
 
 
 def relevance_rank_accuracy(attribution: torch.Tensor, mask: torch.Tensor) -> float:
-    """Fraction of the top-ranked pixels, as many as ``mask`` has pixels, that lie inside ``mask``.
+    """Fraction of the top-ranked pixels, as many as ``mask`` has pixels, that lie
+    inside ``mask``.
 
     Example:
         >>> m = torch.tensor([[True, True], [False, False]])
