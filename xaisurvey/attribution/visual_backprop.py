@@ -392,9 +392,10 @@ def _chain(
                 count += best[i][1]
     where = f"from the {start} map of {start_name!r} to the {end} map of {end_name!r}"
     if top == 0:
-        # No op carries the map, which is right only if nothing between the two maps
-        # leads from one to the other: a size change without a transposed form and back (an
-        # upsampling, then a strided convolution) would otherwise be skipped silently.
+        # No op carries the map, which is right only if nothing between the two
+        # maps leads from one to the other: a size change without a transposed form
+        # and back (an upsampling, then a strided convolution) would otherwise be
+        # skipped silently.
         blocked = _detour(ops, start, end)
         if blocked is not None:
             raise ValueError(
