@@ -43,7 +43,7 @@ def _available(device: torch.device) -> bool:
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not _available(DEVICE), reason=f"needs the device {DEVICE} (a DEVICE GPU by default)"),
+    pytest.mark.skipif(not _available(DEVICE), reason=f"needs the device {DEVICE} (a CUDA GPU by default)"),
 ]
 
 

@@ -12,12 +12,15 @@ from .complexity import discrete_entropy, gini
 from .faithfulness import (
     Curve,
     area_under_curve,
+    blend_ranked,
     centre_attribution,
     deletion_curve,
     insertion_curve,
     make_substrate,
     pixel_order,
+    pixel_ranks,
     random_attribution,
+    step_counts,
 )
 from .gradsum import GradSum, GradSumProfile, category_masks, gradsum, gradsum_profile
 from .localisation import relevance_mass_accuracy, relevance_rank_accuracy
@@ -28,7 +31,13 @@ from .randomisation import (
     parameter_noise_map,
     smooth_mprt,
 )
-from .road import NEIGHBOUR_WEIGHTS, RoadResult, noisy_linear_imputation, road_curves
+from .road import (
+    NEIGHBOUR_WEIGHTS,
+    RoadResult,
+    noisy_linear_imputation,
+    road_curves,
+    road_inputs,
+)
 from .robustness import fragility, input_invariance, shift_absorbed_model
 from .sanity import (
     Explainer,
@@ -60,6 +69,7 @@ __all__ = [
     "RoadResult",
     "noisy_linear_imputation",
     "road_curves",
+    "road_inputs",
     "fragility",
     "input_invariance",
     "shift_absorbed_model",
@@ -70,6 +80,9 @@ __all__ = [
     "insertion_curve",
     "make_substrate",
     "pixel_order",
+    "pixel_ranks",
+    "step_counts",
+    "blend_ranked",
     "random_attribution",
     "GradSum",
     "GradSumProfile",

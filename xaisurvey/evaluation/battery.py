@@ -591,10 +591,11 @@ def _faithfulness_scores(
             zip(data.imagenet_x, data.imagenet_y.tolist(), maps)
         ):
             rank = _faithfulness.pixel_ranks(m)
-            rows = [_faithfulness.blend(image, torch.zeros_like(image), rank, inner)]
+            black = torch.zeros_like(image)
+            rows = [_faithfulness.blend_ranked(image, black, rank, inner)]
             if road:
                 rows += [
-                    _faithfulness.blend(ref["blurred"][i], image, rank, inner),
+                    _faithfulness.blend_ranked(ref["blurred"][i], image, rank, inner),
                     _road.road_inputs(
                         image, m, fractions=config.road_fractions, seed=config.seed + i
                     ),

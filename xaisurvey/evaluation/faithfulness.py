@@ -53,7 +53,7 @@ __all__ = [
     "centre_attribution",
     "step_counts",
     "pixel_ranks",
-    "blend",
+    "blend_ranked",
 ]
 
 Substrate = Literal["zeros", "mean", "blur"] | torch.Tensor
@@ -127,7 +127,7 @@ def pixel_ranks(attribution: torch.Tensor) -> torch.Tensor:
     return rank
 
 
-def blend(
+def blend_ranked(
     start: torch.Tensor, finish: torch.Tensor, rank: torch.Tensor, counts: list[int]
 ) -> torch.Tensor:
     """The images of a curve, (len(counts), C, H, W): ``start`` with its first
@@ -259,7 +259,8 @@ def _curve(
     scores: list[torch.Tensor] = []
     with model_guard(model, needs_grad=False, method=what), torch.no_grad():
         for first in range(0, len(counts), batch_size):
-            batch = blend(start, finish, rank_of, counts[first : first + batch_size])
+            chunk = counts[first : first + batch_size]
+            batch = blend_ranked(start, finish, rank_of, chunk)
             out = model(batch)
             classes = (
                 out.shape[1] if isinstance(out, torch.Tensor) and out.dim() == 2 else 0
