@@ -37,7 +37,11 @@ from xaisurvey.attribution import lrp
 
 
 class _CountFlops(TorchDispatchMode):
-    """Sums PyTorch's FLOP formulas (convolutions, matrix products) over every op that runs."""
+    """Sums PyTorch's FLOP formulas (convolutions, matrix products) over every op that runs.
+
+    ``torch.utils.flop_counter.FlopCounterMode`` would do, but its module tracker refuses
+    ``torch.autograd.grad`` (which the floor and LRP call): the same formulas, without it.
+    """
 
     def __init__(self) -> None:
         super().__init__()

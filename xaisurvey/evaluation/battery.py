@@ -229,7 +229,7 @@ class BatteryData:
     spec: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)
     #: method-independent work, computed once per process and shared by every method
-    #: (the faithfulness tests' reference scores, superpixels): see :func:`_reference`.
+    #: (the faithfulness tests' reference scores, superpixels): see ``_reference``.
     shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
